@@ -1,0 +1,51 @@
+# hopguard — make targets a newcomer can guess.
+GO      ?= go
+BIN     := bin/hopguard
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+CONFIG  ?= examples/shop/config
+# Seconds each fuzz target runs in `make fuzz`.
+FUZZTIME ?= 20s
+
+.PHONY: all build test test-short testdata lint run demo bench fuzz clean
+
+all: lint test build
+
+## build: compile bin/hopguard
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/hopguard
+
+## test: vet, format check, and every test with the race detector (what CI runs)
+test: lint
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+## test-short: quick tests without the race detector
+test-short:
+	$(GO) test -count=1 ./...
+
+## testdata: rewrite golden files after an intended change, then review the diff
+testdata:
+	$(GO) test ./controlplane/translate/... -run Golden -update
+	$(GO) test ./controlplane/translate/... -run Golden
+
+## lint: go vet and gofmt
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## run: the all-in-one server on the bundled example (Ctrl-C to stop)
+run:
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/hopguard run --config $(CONFIG) --log-format console
+
+## bench: micro-benchmarks with allocation counts
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## fuzz: run each fuzz target for FUZZTIME
+fuzz:
+	$(GO) test ./api/v1alpha1 -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./api/v1alpha1 -run '^$$' -fuzz '^FuzzLoadValidate$$' -fuzztime $(FUZZTIME)
+
+clean:
+	rm -rf bin

@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/hopguard/hopguard/controlplane"
+	"github.com/hopguard/hopguard/controlplane/metrics"
+)
+
+// controlPlaneFlags are the flags of the commands that run a control plane.
+type controlPlaneFlags struct {
+	configDir string
+	xdsAddr   string
+	adminAddr string
+	debounce  time.Duration
+}
+
+func (f *controlPlaneFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.configDir, "config", "", "directory of budget YAML, watched for changes (required)")
+	cmd.Flags().StringVar(&f.xdsAddr, "xds-addr", "127.0.0.1:18000", "address of the xDS gRPC server")
+	cmd.Flags().StringVar(&f.adminAddr, "admin-addr", "127.0.0.1:18080", "address of the admin HTTP server (/healthz, /readyz, /metrics, /config, /nodes)")
+	cmd.Flags().DurationVar(&f.debounce, "debounce", 200*time.Millisecond, "quiet time after a config file change before reloading")
+	_ = cmd.MarkFlagRequired("config")
+}
+
+func newControlPlaneCmd(env Env, g *globalFlags) *cobra.Command {
+	f := &controlPlaneFlags{}
+	cmd := &cobra.Command{
+		Use:   "controlplane --config DIR [--xds-addr ADDR] [--admin-addr ADDR]",
+		Short: "Serve budgets over xDS to Envoy sidecars and proxyless gRPC clients",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serveControlPlane(cmd.Context(), env, g, f)
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func newRunCmd(env Env, g *globalFlags) *cobra.Command {
+	f := &controlPlaneFlags{}
+	cmd := &cobra.Command{
+		Use:   "run --config DIR",
+		Short: "All in one process: the control plane (and the ext_proc server once built in)",
+		Long: `run starts everything hopguard needs in one process, on loopback by default:
+the xDS control plane on --xds-addr and its admin API on --admin-addr.
+It stops cleanly on SIGINT or SIGTERM.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serveControlPlane(cmd.Context(), env, g, f)
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+// serveControlPlane runs a control plane until ctx is cancelled.
+func serveControlPlane(ctx context.Context, env Env, g *globalFlags, f *controlPlaneFlags) error {
+	log, err := newLogger(env.Stderr, g)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	b := readBuildInfo(env.Version)
+	cp, err := controlplane.Start(ctx, controlplane.Options{
+		ConfigDir: f.configDir,
+		XDSAddr:   f.xdsAddr,
+		AdminAddr: f.adminAddr,
+		Logger:    log,
+		Registry:  reg,
+		Build:     metrics.BuildInfo{Version: b.Version, Revision: b.Revision, GoVersion: b.GoVersion},
+		Debounce:  f.debounce,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("control plane serving", zap.String("xds", cp.XDSAddr()), zap.String("admin", cp.AdminAddr()), zap.String("config", f.configDir))
+	<-ctx.Done()
+	log.Info("shutting down")
+	cp.Stop()
+	return cp.Wait()
+}
+
+// newLogger builds the process logger from the global flags.
+func newLogger(w io.Writer, g *globalFlags) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(g.logLevel)
+	if err != nil {
+		return nil, fmt.Errorf("usage: --log-level: %w", err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	switch g.logFormat {
+	case "json":
+		enc = zapcore.NewJSONEncoder(encCfg)
+	case "console":
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	default:
+		return nil, fmt.Errorf("usage: --log-format must be json or console, got %q", g.logFormat)
+	}
+	core := zapcore.NewCore(enc, zapcore.AddSync(w), level)
+	return zap.New(core), nil
+}
