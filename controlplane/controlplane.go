@@ -1,0 +1,412 @@
+// Package controlplane runs hopguard's control plane: it loads the route
+// budgets from a configuration directory, compiles them to the IR, serves
+// them over xDS, reloads them when the directory changes, and exposes the
+// admin HTTP API.
+//
+// A reload is all or nothing: a configuration with violations, or one that
+// fails to compile or render, is refused whole, the last good configuration
+// keeps being served, and the refusal is logged, counted
+// (hopguard_config_reloads_total{result="invalid"}) and shown at /config.
+package controlplane
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/hopguard/hopguard/api/v1alpha1"
+	"github.com/hopguard/hopguard/controlplane/admin"
+	"github.com/hopguard/hopguard/controlplane/ir"
+	"github.com/hopguard/hopguard/controlplane/metrics"
+	"github.com/hopguard/hopguard/controlplane/watch"
+	"github.com/hopguard/hopguard/controlplane/xds"
+)
+
+// Default addresses (loopback: exposing them is a deliberate act).
+const (
+	DefaultXDSAddr   = "127.0.0.1:18000"
+	DefaultAdminAddr = "127.0.0.1:18080"
+)
+
+// SchemaRev is the configuration schema revision reported by hopguard_policy_info.
+const SchemaRev = "v1alpha1"
+
+// shutdownGrace bounds how long Stop waits for in-flight requests.
+const shutdownGrace = 5 * time.Second
+
+// ErrInvalidConfig is wrapped by the errors of configurations that were
+// refused: violations, or failures to compile or render them.
+var ErrInvalidConfig = errors.New("controlplane: invalid configuration")
+
+// BuildInfo describes the running binary (hopguard_build_info).
+type BuildInfo = metrics.BuildInfo
+
+// Options configure Start.
+type Options struct {
+	// ConfigDir is the directory of YAML files to serve (required).
+	ConfigDir string
+	// XDSAddr is the xDS gRPC listen address (default DefaultXDSAddr; ":0"
+	// or "127.0.0.1:0" picks a free port, see ControlPlane.XDSAddr).
+	XDSAddr string
+	// AdminAddr is the admin HTTP listen address (default DefaultAdminAddr).
+	AdminAddr string
+	// Logger receives logs (default: no logging).
+	Logger *zap.Logger
+	// Registry holds the exported metrics (default: a new registry with the
+	// Go and process collectors).
+	Registry *prometheus.Registry
+	// Build is reported as hopguard_build_info.
+	Build BuildInfo
+	// Debounce is the quiet time after a file change before reloading
+	// (default watch.DefaultDebounce).
+	Debounce time.Duration
+	// Render overrides xDS rendering (default: the translator); for tests.
+	Render xds.RenderFunc
+	// Now is the clock for load times and change windows (default time.Now).
+	Now func() time.Time
+
+	// load replaces reading and compiling the configuration; for tests.
+	load loadFunc
+}
+
+// loadFunc reads and compiles the configuration of dir.
+type loadFunc func(dir string) (*loaded, error)
+
+// loaded is a compiled configuration.
+type loaded struct {
+	mesh     *ir.Mesh
+	files    []string
+	warnings v1alpha1.Violations
+}
+
+// ControlPlane is a running control plane. Its methods are safe for
+// concurrent use.
+type ControlPlane struct {
+	dir     string
+	log     *zap.Logger
+	now     func() time.Time
+	load    loadFunc
+	reg     *prometheus.Registry
+	metrics *metrics.ControlPlane
+	xds     *xds.Server
+	grpc    *grpc.Server
+	http    *http.Server
+	xdsLis  net.Listener
+	admLis  net.Listener
+	cancel  context.CancelFunc
+	done    chan struct{}
+
+	// reloadMu serialises reloads.
+	reloadMu sync.Mutex
+
+	// mu guards status and errs.
+	mu     sync.Mutex
+	status admin.ConfigStatus
+	errs   []error
+}
+
+var _ admin.Source = (*ControlPlane)(nil)
+
+// Start loads the configuration, then serves xDS and the admin API and
+// watches the configuration directory, until ctx ends or Stop is called. An
+// invalid initial configuration is an error wrapping ErrInvalidConfig that
+// lists every violation. Start returns once everything is listening.
+func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
+	if opts.ConfigDir == "" {
+		return nil, errors.New("controlplane: no configuration directory")
+	}
+	cp := &ControlPlane{dir: opts.ConfigDir, log: opts.Logger, now: opts.Now, load: opts.load, reg: opts.Registry,
+		done: make(chan struct{})}
+	if cp.log == nil {
+		cp.log = zap.NewNop()
+	}
+	if cp.now == nil {
+		cp.now = time.Now
+	}
+	if cp.load == nil {
+		cp.load = loadDir
+	}
+	if cp.reg == nil {
+		cp.reg = prometheus.NewRegistry()
+		cp.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	m, err := metrics.New(cp.reg, opts.Build)
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: %w", err)
+	}
+	cp.metrics = m
+	cp.xds = xds.New(xds.Options{Logger: cp.log, Metrics: m, Render: opts.Render, Now: cp.now})
+
+	// Watch before the first load so that no change is missed in between.
+	w, err := watch.New(cp.dir, cp.Reload, watch.Options{Debounce: opts.Debounce, Logger: cp.log})
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: %w", err)
+	}
+	if err := cp.Reload(ctx); err != nil {
+		cp.xds.Close()
+		return nil, errors.Join(err, w.Close())
+	}
+	if cp.xdsLis, err = net.Listen("tcp", addrOr(opts.XDSAddr, DefaultXDSAddr)); err != nil {
+		cp.xds.Close()
+		return nil, errors.Join(fmt.Errorf("controlplane: xds listener: %w", err), w.Close())
+	}
+	if cp.admLis, err = net.Listen("tcp", addrOr(opts.AdminAddr, DefaultAdminAddr)); err != nil {
+		cp.xds.Close()
+		return nil, errors.Join(fmt.Errorf("controlplane: admin listener: %w", err), cp.xdsLis.Close(), w.Close())
+	}
+	cp.grpc = grpc.NewServer()
+	cp.xds.Register(cp.grpc)
+	cp.http = &http.Server{Handler: admin.Handler(cp), ReadHeaderTimeout: 10 * time.Second}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	cp.cancel = cancel
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		// ErrServerStopped: stopped before Serve began, not a failure.
+		if err := cp.grpc.Serve(cp.xdsLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			cp.fail(fmt.Errorf("controlplane: xds server: %w", err))
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := cp.http.Serve(cp.admLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			cp.fail(fmt.Errorf("controlplane: admin server: %w", err))
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := w.Run(runCtx); err != nil {
+			cp.fail(err)
+		}
+	}()
+	go func() {
+		<-runCtx.Done()
+		cp.shutdown()
+		wg.Wait()
+		close(cp.done)
+	}()
+	cp.log.Info("control plane started", zap.String("config", cp.dir),
+		zap.String("xds", cp.XDSAddr()), zap.String("admin", cp.AdminAddr()))
+	return cp, nil
+}
+
+func addrOr(addr, def string) string {
+	if addr == "" {
+		return def
+	}
+	return addr
+}
+
+// fail records a server error and stops the control plane.
+func (cp *ControlPlane) fail(err error) {
+	cp.log.Error("control plane failed", zap.Error(err))
+	cp.mu.Lock()
+	cp.errs = append(cp.errs, err)
+	cp.mu.Unlock()
+	cp.cancel()
+}
+
+// shutdown ends xDS streams, stops the gRPC server gracefully within
+// shutdownGrace (then forcibly) and shuts the admin server down.
+func (cp *ControlPlane) shutdown() {
+	cp.xds.Close()
+	stopped := make(chan struct{})
+	go func() {
+		cp.grpc.GracefulStop()
+		close(stopped)
+	}()
+	timer := time.NewTimer(shutdownGrace)
+	defer timer.Stop()
+	select {
+	case <-stopped:
+	case <-timer.C:
+		cp.grpc.Stop()
+		<-stopped
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := cp.http.Shutdown(ctx); err != nil {
+		cp.log.Warn("admin server shutdown", zap.Error(err))
+		_ = cp.http.Close()
+	}
+	cp.log.Info("control plane stopped")
+}
+
+// XDSAddr returns the address the xDS server listens on.
+func (cp *ControlPlane) XDSAddr() string { return cp.xdsLis.Addr().String() }
+
+// AdminAddr returns the address the admin HTTP server listens on.
+func (cp *ControlPlane) AdminAddr() string { return cp.admLis.Addr().String() }
+
+// Wait blocks until the control plane has stopped and returns the errors
+// that stopped it (nil after Stop or the end of Start's context).
+func (cp *ControlPlane) Wait() error {
+	<-cp.done
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	return errors.Join(cp.errs...)
+}
+
+// Stop stops the control plane gracefully and waits until it has stopped.
+func (cp *ControlPlane) Stop() {
+	cp.cancel()
+	<-cp.done
+}
+
+// Reload reads, compiles and serves the configuration directory. A refused
+// configuration (error wrapping ErrInvalidConfig) leaves the served one in
+// place; the refusal is logged, counted and shown by Config. Reloads are
+// serialised.
+func (cp *ControlPlane) Reload(ctx context.Context) error {
+	cp.reloadMu.Lock()
+	defer cp.reloadMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("controlplane: reload: %w", err)
+	}
+	var version string
+	l, err := cp.load(cp.dir)
+	if err == nil {
+		for _, v := range l.warnings {
+			cp.log.Warn("config warning", zap.String("violation", v.String()))
+		}
+		version, err = meshVersion(l.mesh)
+	}
+	if err == nil {
+		if uerr := cp.xds.Update(l.mesh); uerr != nil {
+			err = fmt.Errorf("%w: %w", ErrInvalidConfig, uerr)
+		}
+	}
+	now := cp.now()
+	if err != nil {
+		cp.metrics.ConfigReloads.WithLabelValues(metrics.ReloadInvalid).Inc()
+		cp.log.Error("config refused; the last good configuration stays served", zap.String("dir", cp.dir), zap.Error(err))
+		cp.mu.Lock()
+		cp.status.LastError = &admin.LoadError{Message: err.Error(), At: now}
+		cp.mu.Unlock()
+		return err
+	}
+	cp.metrics.ConfigReloads.WithLabelValues(metrics.ReloadOK).Inc()
+	policyHash := PolicyHash(l.mesh)
+	cp.metrics.SetPolicy(policyHash, SchemaRev, l.mesh.Policy.Environment)
+
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	changed := cp.status.Version != version
+	if changed && cp.status.Mesh != nil {
+		cp.metrics.ConfigChanges.WithLabelValues(fmt.Sprint(InChangeWindow(now, l.mesh.ChangeWindows))).Inc()
+	}
+	if changed {
+		cp.log.Info("config loaded", zap.String("version", version), zap.String("policy_hash", policyHash),
+			zap.Int("services", len(l.mesh.Services)))
+		cp.status.LoadedAt = now
+	}
+	cp.status.Mesh = l.mesh
+	cp.status.Version = version
+	cp.status.PolicyHash = policyHash
+	cp.status.Files = l.files
+	cp.status.LastError = nil
+	return nil
+}
+
+// loadDir is the default loadFunc: v1alpha1.Load then ir.Build.
+func loadDir(dir string) (*loaded, error) {
+	cfg, vs, err := v1alpha1.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if errs := vs.Errors(); len(errs) > 0 {
+		return nil, fmt.Errorf("%w: %d violations:\n%w", ErrInvalidConfig, len(errs), errs)
+	}
+	m, err := ir.Build(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	var warnings v1alpha1.Violations
+	for _, v := range vs {
+		if v.Warning {
+			warnings = append(warnings, v)
+		}
+	}
+	return &loaded{mesh: m, files: cfg.Files, warnings: warnings}, nil
+}
+
+// Config returns the served configuration and the last refused reload.
+func (cp *ControlPlane) Config() admin.ConfigStatus {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	st := cp.status
+	st.Files = slices.Clone(st.Files)
+	if st.LastError != nil {
+		e := *st.LastError
+		st.LastError = &e
+	}
+	return st
+}
+
+// Nodes returns the status of every xDS node seen.
+func (cp *ControlPlane) Nodes() []xds.NodeStatus { return cp.xds.Nodes() }
+
+// Gatherer returns the registry holding the control plane's metrics.
+func (cp *ControlPlane) Gatherer() prometheus.Gatherer { return cp.reg }
+
+// meshVersion is a hash of the IR's JSON encoding (struct fields in
+// declaration order, no maps: canonical).
+func meshVersion(m *ir.Mesh) (string, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", fmt.Errorf("controlplane: encode IR: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8]), nil
+}
+
+// PolicyHash is the hash of every route's policy digest, sorted: equal
+// policies give equal hashes wherever they are computed.
+func PolicyHash(m *ir.Mesh) string {
+	var digests []string
+	for _, s := range m.Services {
+		for _, r := range s.Routes {
+			digests = append(digests, r.Digest)
+		}
+	}
+	slices.Sort(digests)
+	sum := sha256.Sum256([]byte(strings.Join(digests, "\n")))
+	return hex.EncodeToString(sum[:8])
+}
+
+// InChangeWindow reports whether t falls in one of the windows; with no
+// windows declared every time is in window. A window whose timezone cannot
+// be loaded is read in UTC.
+func InChangeWindow(t time.Time, windows []ir.ChangeWindow) bool {
+	if len(windows) == 0 {
+		return true
+	}
+	for _, w := range windows {
+		loc, err := time.LoadLocation(w.Timezone)
+		if err != nil {
+			loc = time.UTC
+		}
+		lt := t.In(loc)
+		minute := lt.Hour()*60 + lt.Minute()
+		if slices.Contains(w.Days, lt.Weekday()) && minute >= w.From && minute < w.To {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,147 @@
+// Package metrics defines the control plane's Prometheus metrics (DESIGN.md
+// §5): xDS node states, pushes and NACKs per resource type, configuration
+// reloads and changes, and the policy and build info gauges.
+//
+// Metrics are registered on a caller-supplied Registerer, never on the global
+// default registry, so tests and embedding programs each get their own set.
+package metrics
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Node states, the values of hopguard_xds_nodes{state}.
+const (
+	StateAcked   = "acked"
+	StateNacked  = "nacked"
+	StatePending = "pending"
+	StateDrifted = "drifted"
+)
+
+// Reload results, the values of hopguard_config_reloads_total{result}.
+const (
+	ReloadOK      = "ok"
+	ReloadInvalid = "invalid"
+)
+
+// Resource type label values of the xDS counters. Types outside the four
+// served ones are counted as TypeOther so a client cannot grow the label set.
+const (
+	TypeListener = "listener"
+	TypeRoute    = "route"
+	TypeCluster  = "cluster"
+	TypeEndpoint = "endpoint"
+	TypeOther    = "other"
+)
+
+// BuildInfo describes the running binary; it becomes hopguard_build_info.
+type BuildInfo struct {
+	// Version is the release version (e.g. "v0.1.0" or "dev").
+	Version string
+	// Revision is the source revision the binary was built from.
+	Revision string
+	// GoVersion is the Go toolchain version (runtime.Version()).
+	GoVersion string
+}
+
+// ControlPlane holds the control plane's metrics. The vectors are safe for
+// concurrent use; label values are the constants of this package.
+type ControlPlane struct {
+	// XDSNodes is hopguard_xds_nodes{state}: connected nodes per state.
+	XDSNodes *prometheus.GaugeVec
+	// XDSNacks is hopguard_xds_nacks_total{type}: NACKs received per resource type.
+	XDSNacks *prometheus.CounterVec
+	// XDSPushes is hopguard_xds_pushes_total{type}: responses sent per resource type.
+	XDSPushes *prometheus.CounterVec
+	// ConfigReloads is hopguard_config_reloads_total{result}: reload attempts by outcome.
+	ConfigReloads *prometheus.CounterVec
+	// ConfigChanges is hopguard_config_changes_total{in_window}: accepted
+	// configuration changes, inside or outside a declared change window.
+	ConfigChanges *prometheus.CounterVec
+	// PolicyInfo is hopguard_policy_info{policy_hash,schema_rev,environment}:
+	// 1 for the policy being served; set it with SetPolicy.
+	PolicyInfo *prometheus.GaugeVec
+	// BuildInfo is hopguard_build_info{version,revision,go_version}, always 1.
+	BuildInfo *prometheus.GaugeVec
+}
+
+// New creates the control-plane metrics and registers them on reg. Every
+// known label value is initialised to zero so dashboards see complete series
+// from the start. It fails when a metric is already registered on reg.
+func New(reg prometheus.Registerer, build BuildInfo) (*ControlPlane, error) {
+	if reg == nil {
+		return nil, errors.New("metrics: nil registerer")
+	}
+	m := &ControlPlane{
+		XDSNodes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hopguard_xds_nodes",
+			Help: "Connected xDS nodes by state (acked, nacked, pending, drifted).",
+		}, []string{"state"}),
+		XDSNacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hopguard_xds_nacks_total",
+			Help: "xDS responses rejected (NACKed) by nodes, by resource type.",
+		}, []string{"type"}),
+		XDSPushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hopguard_xds_pushes_total",
+			Help: "xDS responses sent to nodes, by resource type.",
+		}, []string{"type"}),
+		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hopguard_config_reloads_total",
+			Help: "Configuration reloads by result (ok, invalid).",
+		}, []string{"result"}),
+		ConfigChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hopguard_config_changes_total",
+			Help: "Accepted configuration changes, inside a declared change window or not.",
+		}, []string{"in_window"}),
+		PolicyInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hopguard_policy_info",
+			Help: "The policy being served (always 1).",
+		}, []string{"policy_hash", "schema_rev", "environment"}),
+		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hopguard_build_info",
+			Help: "Build information of the running binary (always 1).",
+		}, []string{"version", "revision", "go_version"}),
+	}
+	var errs []error
+	for _, c := range []prometheus.Collector{m.XDSNodes, m.XDSNacks, m.XDSPushes, m.ConfigReloads, m.ConfigChanges, m.PolicyInfo, m.BuildInfo} {
+		if err := reg.Register(c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("metrics: register: %w", err)
+	}
+	for _, s := range []string{StateAcked, StateNacked, StatePending, StateDrifted} {
+		m.XDSNodes.WithLabelValues(s)
+	}
+	for _, t := range []string{TypeListener, TypeRoute, TypeCluster, TypeEndpoint} {
+		m.XDSNacks.WithLabelValues(t)
+		m.XDSPushes.WithLabelValues(t)
+	}
+	m.ConfigReloads.WithLabelValues(ReloadOK)
+	m.ConfigReloads.WithLabelValues(ReloadInvalid)
+	m.ConfigChanges.WithLabelValues("true")
+	m.ConfigChanges.WithLabelValues("false")
+	m.BuildInfo.WithLabelValues(build.Version, build.Revision, build.GoVersion).Set(1)
+	return m, nil
+}
+
+// SetPolicy makes the given policy the only series of hopguard_policy_info.
+func (m *ControlPlane) SetPolicy(policyHash, schemaRev, environment string) {
+	m.PolicyInfo.Reset()
+	m.PolicyInfo.WithLabelValues(policyHash, schemaRev, environment).Set(1)
+}
+
+// Discard returns metrics registered on a private registry: for callers
+// that do not export metrics but use code that records them.
+func Discard() *ControlPlane {
+	// A fresh registry cannot hold a conflicting collector.
+	m, err := New(prometheus.NewRegistry(), BuildInfo{})
+	if err != nil {
+		return nil
+	}
+	return m
+}

@@ -1,0 +1,150 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const exampleDir = "../../examples/shop/config"
+
+func run(t *testing.T, ctx context.Context, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = Main(ctx, Env{Args: args, Stdout: &out, Stderr: &errb, Version: "test"})
+	return code, out.String(), errb.String()
+}
+
+func TestValidateBundledExample(t *testing.T) {
+	code, out, errOut := run(t, context.Background(), "validate", exampleDir)
+	if code != ExitOK {
+		t.Fatalf("validate %s: exit %d\nstdout:\n%s\nstderr:\n%s", exampleDir, code, out, errOut)
+	}
+	if !strings.Contains(errOut, "valid: 5 services, 6 route budgets") {
+		t.Errorf("stderr = %q, want the summary line", errOut)
+	}
+}
+
+func TestValidateReportsEveryViolationWithPosition(t *testing.T) {
+	dir := t.TempDir()
+	bad := `apiVersion: hopguard.dev/v1alpha1
+kind: Service
+metadata: {name: payments}
+spec:
+  port: 8080
+  endpoints: [{address: 127.0.0.1:9000}]
+---
+apiVersion: hopguard.dev/v1alpha1
+kind: RouteBudget
+metadata: {name: create}
+spec:
+  service: payments
+  match: {grpcMethod: shop.Payments/Create}
+  retry:
+    attempts: three
+    backof: {base: 10ms}
+`
+	if err := os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := run(t, context.Background(), "validate", dir)
+	if code != ExitFindings {
+		t.Fatalf("exit %d, want %d; stdout:\n%s", code, ExitFindings, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want 2 violation lines, got %d:\n%s", len(lines), out)
+	}
+	file := filepath.Join(dir, "bad.yaml")
+	for i, want := range []string{file + ":15:15: spec.retry.attempts: ", file + ":16:5: spec.retry.backof: "} {
+		if !strings.HasPrefix(lines[i], want) {
+			t.Errorf("line %d = %q, want prefix %q", i+1, lines[i], want)
+		}
+	}
+}
+
+func TestUsageErrorsExitTwo(t *testing.T) {
+	for _, args := range [][]string{
+		{"validate"},
+		{"render", "--config", exampleDir},
+		{"no-such-command"},
+		{"validate", "--no-such-flag", exampleDir},
+		{"validate", filepath.Join(t.TempDir(), "missing")},
+	} {
+		if code, _, _ := run(t, context.Background(), args...); code != ExitError {
+			t.Errorf("hopguard %v: exit %d, want %d", args, code, ExitError)
+		}
+	}
+}
+
+func TestRenderPrintsNodeResources(t *testing.T) {
+	code, out, errOut := run(t, context.Background(), "render", "--config", exampleDir, "--service", "orders")
+	if code != ExitOK {
+		t.Fatalf("render: exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"listeners:", "routes:", "clusters:", "endpoints:", "outbound|payments", "x-hopguard-route", "include_request_attempt_count"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("render output lacks %q", want)
+		}
+	}
+	code, out, errOut = run(t, context.Background(), "render", "--config", exampleDir, "--service", "orders", "--proxyless")
+	if code != ExitOK {
+		t.Fatalf("render --proxyless: exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "api_listener") || !strings.Contains(out, "google_grpc") {
+		t.Errorf("proxyless render lacks api_listener or google_grpc:\n%s", out)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestRunServesAndStopsCleanly(t *testing.T) {
+	admin, xdsAddr := freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() {
+		done <- Main(ctx, Env{
+			Args:   []string{"run", "--config", exampleDir, "--xds-addr", xdsAddr, "--admin-addr", admin},
+			Stdout: &bytes.Buffer{}, Stderr: &stderr, Version: "test",
+		})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("/readyz never answered 200 (last error %v)", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel() // as SIGINT/SIGTERM would
+	select {
+	case code := <-done:
+		if code != ExitOK {
+			t.Errorf("run exited %d after cancellation, want 0; stderr:\n%s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop within 10s of cancellation")
+	}
+}
