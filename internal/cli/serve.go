@@ -86,7 +86,6 @@ func serveControlPlane(ctx context.Context, env Env, g *globalFlags, f *controlP
 	if err != nil {
 		return err
 	}
-	log.Info("control plane serving", zap.String("xds", cp.XDSAddr()), zap.String("admin", cp.AdminAddr()), zap.String("config", f.configDir))
 	<-ctx.Done()
 	log.Info("shutting down")
 	cp.Stop()
@@ -111,6 +110,7 @@ func newLogger(w io.Writer, g *globalFlags) (*zap.Logger, error) {
 	default:
 		return nil, fmt.Errorf("usage: --log-format must be json or console, got %q", g.logFormat)
 	}
-	core := zapcore.NewCore(enc, zapcore.AddSync(w), level)
+	// Lock: the writer may be shared by goroutines and need not be safe for that.
+	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)
 	return zap.New(core), nil
 }
