@@ -78,6 +78,12 @@ type Options struct {
 	Render xds.RenderFunc
 	// Now is the clock for load times and change windows (default time.Now).
 	Now func() time.Time
+	// OnApply, when set, is called with every configuration the control
+	// plane accepts, after it is served to connected nodes: the first one
+	// before Start returns, then one per accepted reload, never concurrently.
+	// An in-process ext_proc server installs its policies from it. It must
+	// not block for long: reloads wait for it.
+	OnApply func(*ir.Mesh)
 
 	// load replaces reading and compiling the configuration; for tests.
 	load loadFunc
@@ -100,6 +106,7 @@ type ControlPlane struct {
 	log     *zap.Logger
 	now     func() time.Time
 	load    loadFunc
+	onApply func(*ir.Mesh)
 	reg     *prometheus.Registry
 	metrics *metrics.ControlPlane
 	xds     *xds.Server
@@ -129,7 +136,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if opts.ConfigDir == "" {
 		return nil, errors.New("controlplane: no configuration directory")
 	}
-	cp := &ControlPlane{dir: opts.ConfigDir, log: opts.Logger, now: opts.Now, load: opts.load, reg: opts.Registry,
+	cp := &ControlPlane{dir: opts.ConfigDir, log: opts.Logger, now: opts.Now, load: opts.load, onApply: opts.OnApply, reg: opts.Registry,
 		done: make(chan struct{})}
 	if cp.log == nil {
 		cp.log = zap.NewNop()
@@ -304,6 +311,9 @@ func (cp *ControlPlane) Reload(ctx context.Context) error {
 	cp.metrics.ConfigReloads.WithLabelValues(metrics.ReloadOK).Inc()
 	policyHash := PolicyHash(l.mesh)
 	cp.metrics.SetPolicy(policyHash, SchemaRev, l.mesh.Policy.Environment)
+	if cp.onApply != nil {
+		cp.onApply(l.mesh)
+	}
 
 	cp.mu.Lock()
 	defer cp.mu.Unlock()

@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -418,5 +420,31 @@ func TestPolicyHashIgnoresOrder(t *testing.T) {
 	}
 	if PolicyHash(a) == PolicyHash(c) {
 		t.Errorf("different digests hash the same")
+	}
+}
+
+func TestOnApplySeesEveryAcceptedConfigOnly(t *testing.T) {
+	dir := configDir(t)
+	var mu sync.Mutex
+	var attempts []int
+	cp := start(t, Options{ConfigDir: dir, OnApply: func(m *ir.Mesh) {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts = append(attempts, m.Bundle().Routes[0].Retry.Attempts)
+	}})
+	seen := func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(attempts)
+	}
+	if got := seen(); !slices.Equal(got, []int{3}) {
+		t.Fatalf("after Start OnApply saw attempts %v, want [3]", got)
+	}
+	writeFile(t, filepath.Join(dir, "budgets.yaml"), budgetYAML("500ms", 0)) // invalid
+	eventually(t, "refused reload", func() bool { return getConfig(t, cp).LastError != nil })
+	writeFile(t, filepath.Join(dir, "budgets.yaml"), budgetYAML("500ms", 2))
+	eventually(t, "accepted reload", func() bool { return len(seen()) == 2 })
+	if got := seen(); !slices.Equal(got, []int{3, 2}) {
+		t.Errorf("OnApply saw attempts %v, want [3 2] (the refused change never reaches it)", got)
 	}
 }

@@ -343,9 +343,12 @@ type ExtProc struct {
 	Address string `yaml:"address,omitempty" json:"address,omitempty"`
 	// Timeout bounds each ext_proc message exchange (default 200ms).
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
-	// FailOpen lets requests through when the ext_proc server cannot be
+	// FailOpen says whether requests go through when the ext_proc server
+	// cannot be reached. Unset (default): per route — fail open for routes
+	// without side effects, fail closed for routes with side effects. true or
+	// false applies to every route.
 	// reached (default false: fail closed).
-	FailOpen bool `yaml:"failOpen,omitempty" json:"failOpen,omitempty"`
+	FailOpen *bool `yaml:"failOpen,omitempty" json:"failOpen,omitempty"`
 	// Disabled leaves the ext_proc filter out of rendered config (the data
 	// plane then enforces only routes, timeouts and retry policies).
 	Disabled bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`

@@ -100,10 +100,16 @@ func buildMeshConfig(m *Mesh, spec *v1alpha1.MeshConfigSpec) error {
 		DriftQuarantine: spec.Drift.Action == v1alpha1.DriftQuarantine,
 	}
 	m.ExtProc = ExtProc{
-		Enabled:  !spec.ExtProc.Disabled,
-		Address:  spec.ExtProc.Address,
-		Timeout:  spec.ExtProc.Timeout.D(),
-		FailOpen: spec.ExtProc.FailOpen,
+		Enabled:     !spec.ExtProc.Disabled,
+		Address:     spec.ExtProc.Address,
+		Timeout:     spec.ExtProc.Timeout.D(),
+		FailureMode: FailureAuto,
+	}
+	if f := spec.ExtProc.FailOpen; f != nil {
+		m.ExtProc.FailureMode = FailureClosed
+		if *f {
+			m.ExtProc.FailureMode = FailureOpen
+		}
 	}
 	m.Drift = Drift{Quarantine: spec.Drift.Action == v1alpha1.DriftQuarantine}
 	if p := spec.Drift.MaxQuarantinePercent; p != nil {

@@ -64,7 +64,7 @@ func compiled(p policy.Route) *Route { return &Route{Policy: p, Digest: p.Digest
 func defaultMesh(services ...*Service) *Mesh {
 	return &Mesh{
 		Policy:   policy.Mesh{ClockSkew: 10 * time.Millisecond, PrincipalHeader: "x-forwarded-client-cert"},
-		ExtProc:  ExtProc{Enabled: true, Address: "127.0.0.1:18001", Timeout: 200 * time.Millisecond},
+		ExtProc:  ExtProc{Enabled: true, Address: "127.0.0.1:18001", Timeout: 200 * time.Millisecond, FailureMode: FailureAuto},
 		Drift:    Drift{MaxQuarantinePercent: 20},
 		Services: services,
 	}
@@ -143,12 +143,12 @@ func TestBuild_Success(t *testing.T) {
 					PrincipalHeader: "X-Caller",
 					ChangeWindows:   []v1alpha1.ChangeWindow{{Days: []string{"Fri", "Mon", "Mon"}, From: "09:00", To: "17:30"}},
 					Drift:           v1alpha1.Drift{Action: v1alpha1.DriftQuarantine, MaxQuarantinePercent: &q},
-					ExtProc:         v1alpha1.ExtProc{Address: "extproc:9000", Timeout: v1alpha1.Duration(time.Second), FailOpen: true, Disabled: true},
+					ExtProc:         v1alpha1.ExtProc{Address: "extproc:9000", Timeout: v1alpha1.Duration(time.Second), FailOpen: ptr(true), Disabled: true},
 				}}}
 			},
 			want: &Mesh{
 				Policy:  policy.Mesh{Environment: "prod-eu-1", ClockSkew: 10 * time.Millisecond, PrincipalHeader: "x-caller", DriftQuarantine: true},
-				ExtProc: ExtProc{Address: "extproc:9000", Timeout: time.Second, FailOpen: true},
+				ExtProc: ExtProc{Address: "extproc:9000", Timeout: time.Second, FailureMode: FailureOpen},
 				Drift:   Drift{Quarantine: true, MaxQuarantinePercent: 30},
 				ChangeWindows: []ChangeWindow{{
 					Days: []time.Weekday{time.Monday, time.Friday}, From: 9 * 60, To: 17*60 + 30,
@@ -282,3 +282,5 @@ func TestSortRoutes(t *testing.T) {
 		t.Errorf("SortRoutes order (-got +want):\n%s", diff)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

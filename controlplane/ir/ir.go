@@ -34,8 +34,37 @@ type ExtProc struct {
 	Address string `json:"address"`
 	// Timeout bounds each message exchange with the server.
 	Timeout time.Duration `json:"timeout"`
-	// FailOpen lets requests through when the server is unreachable.
-	FailOpen bool `json:"failOpen"`
+	// FailureMode says which routes let requests through when the server is
+	// unreachable: FailureAuto (routes without side effects), FailureOpen
+	// (every route) or FailureClosed (none).
+	FailureMode FailureMode `json:"failureMode"`
+}
+
+// FailureMode is what a route does when the ext_proc server is unreachable.
+type FailureMode string
+
+// Failure modes.
+const (
+	// FailureAuto fails open for routes without side effects and closed for
+	// routes with side effects.
+	FailureAuto FailureMode = "auto"
+	// FailureOpen lets every route's requests through.
+	FailureOpen FailureMode = "open"
+	// FailureClosed refuses every route's requests.
+	FailureClosed FailureMode = "closed"
+)
+
+// AllowsFailure reports whether requests of a route with or without side
+// effects go through when the ext_proc server is unreachable.
+func (f FailureMode) AllowsFailure(sideEffects bool) bool {
+	switch f {
+	case FailureOpen:
+		return true
+	case FailureClosed:
+		return false
+	default:
+		return !sideEffects
+	}
 }
 
 // Drift configures drift handling.

@@ -24,21 +24,24 @@ var extProcRequestAttributes = []string{"request.path", "request.host"}
 const extProcStatPrefix = "hopguard_extproc"
 
 // extProcConfig is the base ext_proc filter config: request and response
-// headers are sent, bodies and trailers are not (decisions need headers
-// only), and the server may set x-envoy-* headers (allow_envoy) to clamp
-// timeouts and retries.
+// headers and response trailers are sent, bodies are not (decisions need
+// headers only; a gRPC call's final status arrives in the trailers, and the
+// idempotency record of a side effect completes on it), and the server may
+// set x-envoy-* headers (allow_envoy) to clamp timeouts and retries. Every
+// budgeted route overrides failure_mode_allow; the base value applies to
+// nothing else and fails closed unless the mesh fails open everywhere.
 func (t *translator) extProcConfig() *extprocv3.ExternalProcessor {
 	x := t.mesh.ExtProc
 	return &extprocv3.ExternalProcessor{
 		GrpcService:      t.extProcGrpcService(0, nil),
-		FailureModeAllow: x.FailOpen,
+		FailureModeAllow: x.FailureMode == ir.FailureOpen,
 		ProcessingMode: &extprocv3.ProcessingMode{
 			RequestHeaderMode:   extprocv3.ProcessingMode_SEND,
 			ResponseHeaderMode:  extprocv3.ProcessingMode_SEND,
 			RequestBodyMode:     extprocv3.ProcessingMode_NONE,
 			ResponseBodyMode:    extprocv3.ProcessingMode_NONE,
 			RequestTrailerMode:  extprocv3.ProcessingMode_SKIP,
-			ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
+			ResponseTrailerMode: extprocv3.ProcessingMode_SEND,
 		},
 		MessageTimeout:    durationpb.New(x.Timeout),
 		MutationRules:     &mutationrulesv3.HeaderMutationRules{AllowEnvoy: wrapperspb.Bool(true)},
@@ -80,6 +83,11 @@ func (t *translator) extProcGrpcService(timeout time.Duration, metadata []*corev
 // needs no matching of its own. The override replaces the base grpc_service
 // as a whole, hence the repeated target.
 //
+// failure_mode_allow follows the mesh's failure mode: by default a route
+// without side effects fails open (an unreachable filter must not take reads
+// down) and a route with side effects fails closed (no unchecked duplicate
+// payment).
+//
 // The timeout bounds the whole Process stream, which lives as long as the
 // request (request headers first, response headers last): the route's
 // largest deadline plus one message exchange.
@@ -91,7 +99,8 @@ func (t *translator) extProcRouteConfig(r *ir.Route, side Side) *anypb.Any {
 	}
 	per := &extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{
 		Overrides: &extprocv3.ExtProcOverrides{
-			GrpcService: t.extProcGrpcService(r.Policy.Deadline.Max+t.mesh.ExtProc.Timeout, md),
+			GrpcService:      t.extProcGrpcService(r.Policy.Deadline.Max+t.mesh.ExtProc.Timeout, md),
+			FailureModeAllow: wrapperspb.Bool(t.mesh.ExtProc.FailureMode.AllowsFailure(r.Policy.SideEffects)),
 		},
 	}}
 	typed, err := anypb.New(per)

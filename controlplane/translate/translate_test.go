@@ -336,7 +336,7 @@ func TestTranslate_ExtProcEnvoy(t *testing.T) {
 			GrpcService: &corev3.GrpcService{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: ClusterExtProc}}},
 			ProcessingMode: &extprocv3.ProcessingMode{
 				RequestHeaderMode: extprocv3.ProcessingMode_SEND, ResponseHeaderMode: extprocv3.ProcessingMode_SEND,
-				RequestTrailerMode: extprocv3.ProcessingMode_SKIP, ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
+				RequestTrailerMode: extprocv3.ProcessingMode_SKIP, ResponseTrailerMode: extprocv3.ProcessingMode_SEND,
 			},
 			MessageTimeout:    durationpb.New(200 * time.Millisecond),
 			MutationRules:     x.GetMutationRules(),
@@ -488,5 +488,39 @@ func TestTranslate_ClustersAndEndpoints(t *testing.T) {
 	want := []string{"a w=5: 10.0.1.1/2 10.0.1.3/3", "b w=1: 10.0.1.2/1"}
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("payments localities (-got +want):\n%s", diff)
+	}
+}
+
+func TestTranslate_FailureModePerRoute(t *testing.T) {
+	for _, tc := range []struct {
+		mode        ir.FailureMode
+		sideEffects bool
+		want        bool
+	}{
+		{ir.FailureAuto, true, false}, // a side effect without its filter could run twice
+		{ir.FailureAuto, false, true}, // reads keep working when the filter is down
+		{ir.FailureOpen, true, true},
+		{ir.FailureClosed, false, false},
+	} {
+		for _, f := range []Flavor{Envoy, Proxyless} {
+			m := testMesh(t)
+			m.ExtProc.FailureMode = tc.mode
+			r := m.Services[1].Routes[0]
+			r.Policy.SideEffects = tc.sideEffects
+			r.Digest = r.Policy.Digest()
+			res := translate(t, m, "api", f)
+			// Envoy nodes get one outbound route config per node, proxyless
+			// nodes one per dependency.
+			rcName := RouteConfigOutbound("payments")
+			if f == Envoy {
+				rcName = RouteConfigOutbound("api")
+			}
+			rc := find[*routev3.RouteConfiguration](t, res.Routes, rcName)
+			vhost := "payments"
+			got := perRouteOf(t, routeNamed(t, rc, vhost, "shop/mesh")).GetOverrides().GetFailureModeAllow()
+			if got == nil || got.GetValue() != tc.want {
+				t.Errorf("%v, mode %s, sideEffects %v: failure_mode_allow = %v, want %v", f, tc.mode, tc.sideEffects, got, tc.want)
+			}
+		}
 	}
 }
