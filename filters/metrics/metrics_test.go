@@ -1,0 +1,120 @@
+package metrics
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestNew_Success(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	f, err := New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Decisions("shop/a", "inbound", DecisionAllow, "").Inc()
+	f.DecisionDuration().Observe(2e-6)
+	f.DeadlineRemaining("shop/a").Observe(0.5)
+	f.RetryAttempts("shop/a", "mesh").Inc()
+	f.RecordState("in_flight", 2)
+	f.RecordState("in_flight", -1)
+	f.Transition("absent", "in_flight")
+	f.TransitionRejected("completed", "in_flight")
+	f.Evicted("in_flight")
+	f.HeaderParseError("grpc-timeout")
+	f.PolicyDrift("shop/a").Inc()
+	f.Completions("shop/a", OutcomeLate).Inc()
+
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, mf := range mfs {
+		names = append(names, mf.GetName())
+	}
+	want := []string{
+		"hopguard_completions_total",
+		"hopguard_deadline_remaining_seconds",
+		"hopguard_decision_duration_seconds",
+		"hopguard_decisions_total",
+		"hopguard_header_parse_errors_total",
+		"hopguard_idempotency_evictions_total",
+		"hopguard_idempotency_records",
+		"hopguard_idempotency_transition_rejections_total",
+		"hopguard_idempotency_transitions_total",
+		"hopguard_policy_drift_total",
+		"hopguard_retry_attempts_total",
+	}
+	slices.Sort(names)
+	if diff := cmp.Diff(names, want); diff != "" {
+		t.Errorf("registered metrics (-got +want):\n%s", diff)
+	}
+	expected := `
+# HELP hopguard_idempotency_records Idempotency records held, by state.
+# TYPE hopguard_idempotency_records gauge
+hopguard_idempotency_records{state="in_flight"} 1
+# HELP hopguard_decisions_total Filter decisions by route, hop side, decision (allow, reject, dry_run_reject) and reason (empty for allow).
+# TYPE hopguard_decisions_total counter
+hopguard_decisions_total{decision="allow",reason="",route="shop/a",side="inbound"} 1
+# HELP hopguard_idempotency_transition_rejections_total Idempotency record transitions refused as illegal.
+# TYPE hopguard_idempotency_transition_rejections_total counter
+hopguard_idempotency_transition_rejections_total{from="completed",to="in_flight"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected),
+		"hopguard_idempotency_records", "hopguard_decisions_total", "hopguard_idempotency_transition_rejections_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestNew_Errors(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if _, err := New(reg); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(reg)
+	if !errors.Is(err, ErrRegister) {
+		t.Errorf("second New on one registry: err = %v, want ErrRegister", err)
+	}
+}
+
+func TestForgetRoute(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	f, err := New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{"shop/a", "shop/b"} {
+		f.Decisions(r, "inbound", DecisionAllow, "").Inc()
+		f.Completions(r, OutcomeFailed).Inc()
+	}
+	f.ForgetRoute("shop/a")
+	if n := testutil.CollectAndCount(reg, "hopguard_decisions_total", "hopguard_completions_total"); n != 2 {
+		t.Errorf("series after ForgetRoute = %d, want 2 (shop/b only)", n)
+	}
+}
+
+func TestNilFilterDiscards(t *testing.T) {
+	var f *Filter
+	// Every method must be callable on nil.
+	f.Decisions("r", "inbound", DecisionAllow, "").Inc()
+	f.DecisionDuration().Observe(1)
+	f.DeadlineRemaining("r").Observe(1)
+	f.RetryAttempts("r", "app").Inc()
+	f.PolicyDrift("r").Inc()
+	f.Completions("r", OutcomeLate).Inc()
+	f.ForgetRoute("r")
+	f.HeaderParseError("grpc-timeout")
+	f.RecordState("completed", 1)
+	f.Transition("in_flight", "completed")
+	f.TransitionRejected("absent", "completed")
+	f.Evicted("completed")
+	if got := testutil.ToFloat64(Discard().Decisions("r", "inbound", DecisionAllow, "")); got != 0 {
+		t.Errorf("fresh Discard counter = %v, want 0", got)
+	}
+}
