@@ -262,3 +262,9 @@ func (e *Engine) logRejection(route string, f *Facts, d *Decision, reason Reason
 		)
 	}
 }
+
+// HeaderParseError counts one malformed value of header that an adapter
+// ignored. Adapters call it instead of failing the request.
+func (e *Engine) HeaderParseError(header string) {
+	e.metrics.HeaderParseError(header)
+}

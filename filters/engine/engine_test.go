@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -416,4 +417,38 @@ func TestDecide_AutoThresholdLearnsFromFinish(t *testing.T) {
 	if d := e.Decide(ctx, r, &Facts{EnvoyAttemptCount: 2, GRPCTimeout: 400 * time.Millisecond}); d.Reject {
 		t.Errorf("retry with 400ms left on a 300ms route = %v, want allowed", d.Reason)
 	}
+}
+
+func TestHeaderParseErrorIsCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := New(Options{Metrics: m})
+	e.HeaderParseError(HeaderGRPCTimeout)
+	e.HeaderParseError(HeaderGRPCTimeout)
+	want := `# HELP hopguard_header_parse_errors_total ` + helpOf(t, reg, "hopguard_header_parse_errors_total") + `
+# TYPE hopguard_header_parse_errors_total counter
+hopguard_header_parse_errors_total{header="grpc-timeout"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "hopguard_header_parse_errors_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// helpOf returns the help text of a registered metric family.
+func helpOf(t *testing.T, reg *prometheus.Registry, name string) string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetHelp()
+		}
+	}
+	t.Fatalf("metric %s not registered", name)
+	return ""
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -10,6 +11,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 )
 
 const exampleDir = "../../examples/shop/config"
@@ -113,13 +120,13 @@ func freeAddr(t *testing.T) string {
 }
 
 func TestRunServesAndStopsCleanly(t *testing.T) {
-	admin, xdsAddr := freeAddr(t), freeAddr(t)
+	admin, xdsAddr, extProcAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var stderr bytes.Buffer
 	go func() {
 		done <- Main(ctx, Env{
-			Args:   []string{"run", "--config", exampleDir, "--xds-addr", xdsAddr, "--admin-addr", admin},
+			Args:   []string{"run", "--config", exampleDir, "--xds-addr", xdsAddr, "--admin-addr", admin, "--extproc-addr", extProcAddr},
 			Stdout: &bytes.Buffer{}, Stderr: &stderr, Version: "test",
 		})
 	}()
@@ -138,6 +145,10 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The in-process filter enforces what the control plane serves.
+	if reason := processCharge(t, extProcAddr); reason != "idempotency-key-missing" {
+		t.Errorf("a keyless CreateCharge through the run ext_proc got reason %q, want idempotency-key-missing", reason)
+	}
 	cancel() // as SIGINT/SIGTERM would
 	select {
 	case code := <-done:
@@ -146,5 +157,91 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not stop within 10s of cancellation")
+	}
+}
+
+// processCharge sends one keyless shop.Payments/CreateCharge request, as
+// Envoy would, to the ext_proc server at addr and returns the
+// x-hopguard-reason of its answer ("" when the request was let through).
+func processCharge(t *testing.T, addr string) string {
+	t.Helper()
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "x-hopguard-route", "shop/create-charge", "x-hopguard-side", "inbound")
+	stream, err := extprocv3.NewExternalProcessorClient(cc).Process(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := func(k, v string) *corev3.HeaderValue { return &corev3.HeaderValue{Key: k, RawValue: []byte(v)} }
+	err = stream.Send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
+		RequestHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+			hdr(":method", "POST"), hdr(":path", "/shop.Payments/CreateCharge"),
+			hdr(":authority", "payments"), hdr("content-type", "application/grpc"),
+		}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatalf("ext_proc answer: %v", err)
+	}
+	for _, h := range resp.GetImmediateResponse().GetHeaders().GetSetHeaders() {
+		if h.GetHeader().GetKey() == "x-hopguard-reason" {
+			return h.GetHeader().GetValue() + string(h.GetHeader().GetRawValue())
+		}
+	}
+	return ""
+}
+
+func TestExtProcCommandServesPolicies(t *testing.T) {
+	addr, metricsAddr := freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() {
+		done <- Main(ctx, Env{
+			Args:   []string{"extproc", "--config", exampleDir, "--addr", addr, "--metrics-addr", metricsAddr},
+			Stdout: &bytes.Buffer{}, Stderr: &stderr, Version: "test",
+		})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + metricsAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("extproc /readyz never answered: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if reason := processCharge(t, addr); reason != "idempotency-key-missing" {
+		t.Errorf("keyless CreateCharge got reason %q, want idempotency-key-missing", reason)
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `hopguard_decisions_total{decision="reject",reason="idempotency-key-missing",route="shop/create-charge",side="inbound"} 1`) {
+		t.Errorf("/metrics lacks the rejection:\n%s", body)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != ExitOK {
+			t.Errorf("extproc exited %d, want 0; stderr:\n%s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("extproc did not stop within 10s")
 	}
 }

@@ -89,6 +89,7 @@ receives with 'hopguard render', and serve them with 'hopguard run'.`,
 		newRenderCmd(env),
 		newControlPlaneCmd(env, g),
 		newRunCmd(env, g),
+		newExtProcCmd(env, g),
 		newVersionCmd(env),
 	)
 	return root

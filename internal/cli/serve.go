@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/hopguard/hopguard/controlplane"
+	"github.com/hopguard/hopguard/controlplane/ir"
 	"github.com/hopguard/hopguard/controlplane/metrics"
 )
 
@@ -22,6 +24,8 @@ type controlPlaneFlags struct {
 	xdsAddr   string
 	adminAddr string
 	debounce  time.Duration
+	// extProcAddr, when set, also serves the ext_proc filter in-process.
+	extProcAddr string
 }
 
 func (f *controlPlaneFlags) register(cmd *cobra.Command) {
@@ -50,16 +54,19 @@ func newRunCmd(env Env, g *globalFlags) *cobra.Command {
 	f := &controlPlaneFlags{}
 	cmd := &cobra.Command{
 		Use:   "run --config DIR",
-		Short: "All in one process: the control plane (and the ext_proc server once built in)",
+		Short: "All in one process: the control plane and the ext_proc filter",
 		Long: `run starts everything hopguard needs in one process, on loopback by default:
-the xDS control plane on --xds-addr and its admin API on --admin-addr.
-It stops cleanly on SIGINT or SIGTERM.`,
+the xDS control plane on --xds-addr, its admin API (with the metrics of both)
+on --admin-addr, and the ext_proc filter on --extproc-addr, which enforces
+exactly the policies the control plane serves. It stops cleanly on SIGINT or
+SIGTERM, draining in-flight requests.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return serveControlPlane(cmd.Context(), env, g, f)
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().StringVar(&f.extProcAddr, "extproc-addr", "127.0.0.1:18001", "address of the in-process ext_proc gRPC server")
 	return cmd
 }
 
@@ -74,6 +81,15 @@ func serveControlPlane(ctx context.Context, env Env, g *globalFlags, f *controlP
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	b := readBuildInfo(env.Version)
+	var filter *filterStack
+	var onApply func(*ir.Mesh)
+	if f.extProcAddr != "" {
+		if filter, err = startFilter(f.extProcAddr, reg, log); err != nil {
+			return err
+		}
+		onApply = func(m *ir.Mesh) { filter.engine.SetBundle(m.Bundle()) }
+		log.Info("ext_proc serving", zap.String("addr", filter.lis.Addr().String()))
+	}
 	cp, err := controlplane.Start(ctx, controlplane.Options{
 		ConfigDir: f.configDir,
 		XDSAddr:   f.xdsAddr,
@@ -82,14 +98,22 @@ func serveControlPlane(ctx context.Context, env Env, g *globalFlags, f *controlP
 		Registry:  reg,
 		Build:     metrics.BuildInfo{Version: b.Version, Revision: b.Revision, GoVersion: b.GoVersion},
 		Debounce:  f.debounce,
+		OnApply:   onApply,
 	})
 	if err != nil {
+		if filter != nil {
+			_ = filter.stop()
+		}
 		return err
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
 	cp.Stop()
-	return cp.Wait()
+	err = cp.Wait()
+	if filter != nil {
+		err = errors.Join(err, filter.stop())
+	}
+	return err
 }
 
 // newLogger builds the process logger from the global flags.

@@ -1,0 +1,74 @@
+package interceptor
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/hopguard/hopguard/filters/engine"
+)
+
+func TestFactsFromMetadata_Success(t *testing.T) {
+	dl := time.Unix(1_800_000_000, 0)
+	base := engine.Facts{Side: engine.Inbound, Proxyless: true, Method: "POST", Path: "/p.S/M", StreamDeadline: dl}
+	with := func(mod func(*engine.Facts)) engine.Facts { f := base; mod(&f); return f }
+	tests := []struct {
+		name string
+		md   metadata.MD
+		want engine.Facts
+	}{
+		{name: "no metadata", md: nil, want: base},
+		{
+			name: "every header",
+			md: metadata.Pairs(
+				"x-hopguard-deadline", "1800000000250", "grpc-timeout", "3S", "x-envoy-expected-rq-timeout-ms", "700",
+				"x-envoy-attempt-count", "2", "grpc-previous-rpc-attempts", "1", "x-hopguard-attempt", "1",
+				"idempotency-key", "k", "x-client-id", "alice", "x-hopguard-policy", "d1",
+			),
+			want: with(func(f *engine.Facts) {
+				f.HopguardDeadline = time.UnixMilli(1_800_000_000_250)
+				f.GRPCTimeout, f.EnvoyExpectedTimeout = 3*time.Second, 700*time.Millisecond
+				f.EnvoyAttemptCount, f.GRPCPreviousAttempts, f.HopguardAttempt = 2, 1, 1
+				f.HasKey, f.Key, f.Principal, f.PolicyDigest = true, "k", "alice", "d1"
+			}),
+		},
+		{
+			name: "first value of repeated keys",
+			md:   metadata.MD{"idempotency-key": {"a", "b"}, "grpc-previous-rpc-attempts": {"3", "1"}},
+			want: with(func(f *engine.Facts) { f.HasKey, f.Key, f.GRPCPreviousAttempts = true, "a", 3 }),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got engine.Facts
+			// The policy's header names are matched case-insensitively.
+			factsFromMetadata(&got, tt.md, "/p.S/M", dl, "Idempotency-Key", "x-client-id", func(h string) { t.Errorf("parse error on %s", h) })
+			if diff := cmp.Diff(got, tt.want); diff != "" {
+				t.Errorf("facts (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestFactsFromMetadata_Errors(t *testing.T) {
+	md := metadata.Pairs(
+		"x-hopguard-deadline", "noon", "grpc-timeout", "1", "x-envoy-expected-rq-timeout-ms", "1.5",
+		"x-envoy-attempt-count", "-2", "grpc-previous-rpc-attempts", "many", "x-hopguard-attempt", "",
+	)
+	var got engine.Facts
+	var bad []string
+	factsFromMetadata(&got, md, "/p.S/M", time.Time{}, "", "", func(h string) { bad = append(bad, h) })
+	want := engine.Facts{Side: engine.Inbound, Proxyless: true, Method: "POST", Path: "/p.S/M"}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("malformed values must leave facts zero (-got +want):\n%s", diff)
+	}
+	wantBad := []string{
+		"x-hopguard-deadline", "grpc-timeout", "x-envoy-expected-rq-timeout-ms",
+		"x-envoy-attempt-count", "grpc-previous-rpc-attempts", "x-hopguard-attempt",
+	}
+	if diff := cmp.Diff(bad, wantBad); diff != "" {
+		t.Errorf("parse errors (-got +want):\n%s", diff)
+	}
+}
