@@ -42,10 +42,19 @@ run:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-## fuzz: run each fuzz target for FUZZTIME
+## fuzz: run every fuzz target for FUZZTIME each (they also run over their seed corpus in `make test`)
+FUZZ_TARGETS := \
+	./api/v1alpha1:FuzzDecode ./api/v1alpha1:FuzzLoadValidate \
+	./filters/engine:FuzzParseGRPCTimeout ./filters/engine:FuzzParseUnixMillis \
+	./filters/engine:FuzzParseMillis ./filters/engine:FuzzParseAttempt ./filters/engine:FuzzDecide \
+	./filters/extproc:FuzzProcessStream \
+	./filters/idempotency:FuzzValidKey ./filters/idempotency:FuzzFingerprint
 fuzz:
-	$(GO) test ./api/v1alpha1 -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./api/v1alpha1 -run '^$$' -fuzz '^FuzzLoadValidate$$' -fuzztime $(FUZZTIME)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name"; \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME); \
+	done
 
 clean:
 	rm -rf bin
