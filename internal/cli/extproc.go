@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,12 +15,10 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
-	"github.com/hopguard/hopguard/api/v1alpha1"
-	"github.com/hopguard/hopguard/controlplane/ir"
-	"github.com/hopguard/hopguard/controlplane/watch"
 	"github.com/hopguard/hopguard/filters/engine"
 	"github.com/hopguard/hopguard/filters/extproc"
 	"github.com/hopguard/hopguard/filters/metrics"
+	"github.com/hopguard/hopguard/policy/source"
 )
 
 // shutdownGrace bounds how long a stopping server waits for in-flight
@@ -66,26 +63,37 @@ type filterStack struct {
 	served chan error
 }
 
-// startFilter builds an engine whose metrics go to reg and serves ext_proc on addr.
-func startFilter(addr string, reg prometheus.Registerer, log *zap.Logger) (*filterStack, error) {
+// newFilter builds an engine whose metrics go to reg and its ext_proc gRPC
+// server, not yet serving: callers install the first policies, then call
+// serve, so no request is ever decided without policies.
+func newFilter(reg prometheus.Registerer, log *zap.Logger) (*filterStack, error) {
 	m, err := metrics.New(reg)
 	if err != nil {
 		return nil, err
 	}
 	eng := engine.New(engine.Options{Metrics: m, Logger: log})
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("extproc: %w", err)
-	}
 	gs := grpc.NewServer()
 	extproc.New(extproc.Options{Engine: eng, Logger: log}).Register(gs)
-	s := &filterStack{engine: eng, grpc: gs, lis: lis, served: make(chan error, 1)}
-	go func() { s.served <- gs.Serve(lis) }()
-	return s, nil
+	return &filterStack{engine: eng, grpc: gs, served: make(chan error, 1)}, nil
+}
+
+// serve starts serving ext_proc on addr.
+func (s *filterStack) serve(addr string) error {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("extproc: %w", err)
+	}
+	s.lis = lis
+	go func() { s.served <- s.grpc.Serve(lis) }()
+	return nil
 }
 
 // stop drains in-flight Process streams for up to shutdownGrace.
 func (s *filterStack) stop() error {
+	if s.lis == nil { // never served
+		s.grpc.Stop()
+		return nil
+	}
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -103,18 +111,6 @@ func (s *filterStack) stop() error {
 	return nil
 }
 
-// loadBundle reads, validates and compiles the budgets of dir.
-func loadBundle(dir string) (*ir.Mesh, error) {
-	cfg, vs, err := v1alpha1.Load(dir)
-	if err != nil {
-		return nil, err
-	}
-	if errs := vs.Errors(); len(errs) > 0 {
-		return nil, fmt.Errorf("%d violations:\n%w", len(errs), errs)
-	}
-	return ir.Build(cfg)
-}
-
 func serveExtProc(ctx context.Context, env Env, g *globalFlags, f *extProcFlags) error {
 	log, err := newLogger(env.Stderr, g)
 	if err != nil {
@@ -122,34 +118,18 @@ func serveExtProc(ctx context.Context, env Env, g *globalFlags, f *extProcFlags)
 	}
 	defer func() { _ = log.Sync() }()
 
-	mesh, err := loadBundle(f.configDir)
-	if err != nil {
-		return fmt.Errorf("extproc: config %s: %w", f.configDir, err)
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	stack, err := startFilter(f.addr, reg, log)
+	stack, err := newFilter(reg, log)
 	if err != nil {
 		return err
 	}
-	stack.engine.SetBundle(mesh.Bundle())
-
-	var lastErr atomic.Pointer[string]
-	w, err := watch.New(f.configDir, func(context.Context) error {
-		m, err := loadBundle(f.configDir)
-		if err != nil {
-			msg := err.Error()
-			lastErr.Store(&msg)
-			log.Error("config refused; the last good policies stay in force", zap.String("dir", f.configDir), zap.Error(err))
-			return err
-		}
-		lastErr.Store(nil)
-		stack.engine.SetBundle(m.Bundle())
-		log.Info("policies loaded", zap.Int("services", len(m.Services)))
-		return nil
-	}, watch.Options{Debounce: f.debounce, Logger: log})
+	src, err := source.Open(f.configDir, stack.engine.SetBundle, source.Options{Debounce: f.debounce, Logger: log})
 	if err != nil {
-		_ = stack.stop()
+		return fmt.Errorf("extproc: config %s: %w", f.configDir, err)
+	}
+	if err := stack.serve(f.addr); err != nil {
+		_ = src.Close()
 		return err
 	}
 
@@ -157,15 +137,16 @@ func serveExtProc(ctx context.Context, env Env, g *globalFlags, f *extProcFlags)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if msg := lastErr.Load(); msg != nil {
-			// Still serving the last good policies: ready, with the reason shown.
-			_, _ = fmt.Fprintf(w, "ok (last change refused: %s)\n", *msg)
+		if err := src.LastError(); err != nil {
+			// Still enforcing the last good policies: ready, with the reason shown.
+			_, _ = fmt.Fprintf(w, "ok (last change refused: %v)\n", err)
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mlis, err := net.Listen("tcp", f.metricsAddr)
 	if err != nil {
+		_ = src.Close()
 		_ = stack.stop()
 		return fmt.Errorf("extproc: metrics: %w", err)
 	}
@@ -174,7 +155,7 @@ func serveExtProc(ctx context.Context, env Env, g *globalFlags, f *extProcFlags)
 
 	wctx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan error, 1)
-	go func() { watched <- w.Run(wctx) }()
+	go func() { watched <- src.Run(wctx) }()
 
 	log.Info("ext_proc serving", zap.String("addr", stack.lis.Addr().String()), zap.String("metrics", mlis.Addr().String()), zap.String("config", f.configDir))
 	var runErr error

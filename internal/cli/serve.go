@@ -84,11 +84,13 @@ func serveControlPlane(ctx context.Context, env Env, g *globalFlags, f *controlP
 	var filter *filterStack
 	var onApply func(*ir.Mesh)
 	if f.extProcAddr != "" {
-		if filter, err = startFilter(f.extProcAddr, reg, log); err != nil {
+		// The filter's engine takes every config the control plane accepts;
+		// the first arrives before Start returns, and only then does the
+		// filter start serving.
+		if filter, err = newFilter(reg, log); err != nil {
 			return err
 		}
 		onApply = func(m *ir.Mesh) { filter.engine.SetBundle(m.Bundle()) }
-		log.Info("ext_proc serving", zap.String("addr", filter.lis.Addr().String()))
 	}
 	cp, err := controlplane.Start(ctx, controlplane.Options{
 		ConfigDir: f.configDir,
@@ -101,10 +103,14 @@ func serveControlPlane(ctx context.Context, env Env, g *globalFlags, f *controlP
 		OnApply:   onApply,
 	})
 	if err != nil {
-		if filter != nil {
-			_ = filter.stop()
-		}
 		return err
+	}
+	if filter != nil {
+		if err := filter.serve(f.extProcAddr); err != nil {
+			cp.Stop()
+			return errors.Join(err, cp.Wait())
+		}
+		log.Info("ext_proc serving", zap.String("addr", filter.lis.Addr().String()))
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
