@@ -78,6 +78,9 @@ type Options struct {
 	Render xds.RenderFunc
 	// Now is the clock for load times and change windows (default time.Now).
 	Now func() time.Time
+	// DriftGrace is how long a connected node may take to acknowledge what
+	// it was sent before it counts as drifted (default xds.DefaultDriftGrace).
+	DriftGrace time.Duration
 	// OnApply, when set, is called with every configuration the control
 	// plane accepts, after it is served to connected nodes: the first one
 	// before Start returns, then one per accepted reload, never concurrently.
@@ -156,7 +159,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		return nil, fmt.Errorf("controlplane: %w", err)
 	}
 	cp.metrics = m
-	cp.xds = xds.New(xds.Options{Logger: cp.log, Metrics: m, Render: opts.Render, Now: cp.now})
+	cp.xds = xds.New(xds.Options{Logger: cp.log, Metrics: m, Render: opts.Render, Now: cp.now, DriftGrace: opts.DriftGrace})
 
 	// Watch before the first load so that no change is missed in between.
 	w, err := watch.New(cp.dir, cp.Reload, watch.Options{Debounce: opts.Debounce, Logger: cp.log})

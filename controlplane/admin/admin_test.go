@@ -85,7 +85,7 @@ func TestHandler_Success(t *testing.T) {
 		}},
 		{"/nodes", http.StatusOK, []any{map[string]any{
 			"id": "p-1", "service": "payments", "flavor": "envoy", "locality": map[string]any{},
-			"connected": false, "state": "acked", "expected": "0123456789abcdef",
+			"connected": false, "drifted": false, "state": "acked", "expected": "0123456789abcdef",
 			"acked":     map[string]any{"listener": "0123456789abcdef"},
 			"firstSeen": "0001-01-01T00:00:00Z", "lastSeen": "0001-01-01T00:00:00Z",
 		}}},

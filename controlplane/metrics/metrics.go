@@ -9,6 +9,7 @@ package metrics
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -66,6 +67,61 @@ type ControlPlane struct {
 	PolicyInfo *prometheus.GaugeVec
 	// BuildInfo is hopguard_build_info{version,revision,go_version}, always 1.
 	BuildInfo *prometheus.GaugeVec
+	// SigningEnabled is hopguard_signing_enabled: 1 when what is
+	// distributed is signed, 0 when it is not (the case until a signing key
+	// is configured).
+	SigningEnabled prometheus.Gauge
+
+	// drift is hopguard_manifest_drift{node,service,region}, computed from
+	// its source at every scrape (drift depends on time as well as events).
+	drift *driftCollector
+}
+
+// NodeDrift is one node's drift state as hopguard_manifest_drift reports it.
+type NodeDrift struct {
+	// Node, Service and Region label the series (xDS node id, cluster and
+	// locality region): bounded by the fleet, never by request data.
+	Node, Service, Region string
+	// Drifted is true when the node does not run what it was sent.
+	Drifted bool
+}
+
+// SetDriftSource sets the function hopguard_manifest_drift reads at each
+// scrape. It must be safe for concurrent use and fast.
+func (m *ControlPlane) SetDriftSource(f func() []NodeDrift) {
+	m.drift.mu.Lock()
+	m.drift.source = f
+	m.drift.mu.Unlock()
+}
+
+// driftCollector emits one hopguard_manifest_drift series per node the
+// source reports.
+type driftCollector struct {
+	desc   *prometheus.Desc
+	mu     sync.Mutex
+	source func() []NodeDrift
+}
+
+func (c *driftCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *driftCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	source := c.source
+	c.mu.Unlock()
+	if source == nil {
+		return
+	}
+	for _, d := range source() {
+		v := 0.0
+		if d.Drifted {
+			v = 1
+		}
+		m, err := prometheus.NewConstMetric(c.desc, prometheus.GaugeValue, v, d.Node, d.Service, d.Region)
+		if err != nil { // cannot happen: the label count is fixed
+			continue
+		}
+		ch <- m
+	}
 }
 
 // New creates the control-plane metrics and registers them on reg. Every
@@ -104,9 +160,16 @@ func New(reg prometheus.Registerer, build BuildInfo) (*ControlPlane, error) {
 			Name: "hopguard_build_info",
 			Help: "Build information of the running binary (always 1).",
 		}, []string{"version", "revision", "go_version"}),
+		SigningEnabled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hopguard_signing_enabled",
+			Help: "1 when distributed policy is signed, 0 when it is not.",
+		}),
+		drift: &driftCollector{desc: prometheus.NewDesc("hopguard_manifest_drift",
+			"1 for a node that does not run the configuration it was sent (it NACKed it, or has not acknowledged it within the drift grace period), else 0.",
+			[]string{"node", "service", "region"}, nil)},
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.XDSNodes, m.XDSNacks, m.XDSPushes, m.ConfigReloads, m.ConfigChanges, m.PolicyInfo, m.BuildInfo} {
+	for _, c := range []prometheus.Collector{m.XDSNodes, m.XDSNacks, m.XDSPushes, m.ConfigReloads, m.ConfigChanges, m.PolicyInfo, m.BuildInfo, m.SigningEnabled, m.drift} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -61,6 +61,10 @@ type NodeStatus struct {
 	Connected bool `json:"connected"`
 	// State is acked, nacked or pending (see Server.Nodes).
 	State string `json:"state"`
+	// Drifted is true when the node does not run what it was sent: it
+	// NACKed its expected version, or it is connected and has not
+	// acknowledged it within the server's drift grace period.
+	Drifted bool `json:"drifted"`
 	// Expected is the version of the snapshot the node should run; empty
 	// until a configuration has been loaded.
 	Expected string `json:"expected"`
@@ -170,6 +174,8 @@ type node struct {
 	requested map[string]bool
 	acked     map[string]string
 	rejected  map[string]string
+	// expectedSince is when status.Expected last changed.
+	expectedSince time.Time
 	// counted is the state under which the node is counted in
 	// hopguard_xds_nodes; empty when it is not counted (disconnected).
 	counted string
@@ -208,9 +214,22 @@ func (n *node) state() string {
 	return metrics.StateAcked
 }
 
-func (n *node) snapshot() NodeStatus {
+// drifted applies the definition of NodeStatus.Drifted at now.
+func (n *node) drifted(now time.Time, grace time.Duration) bool {
+	switch n.state() {
+	case metrics.StateNacked:
+		return true
+	case metrics.StatePending:
+		return n.streams > 0 && n.status.Expected != "" && now.Sub(n.expectedSince) > grace
+	default:
+		return false
+	}
+}
+
+func (n *node) snapshot(now time.Time, grace time.Duration) NodeStatus {
 	st := n.status
 	st.State = n.state()
+	st.Drifted = n.drifted(now, grace)
 	st.Acked = make(map[string]string, len(n.acked))
 	for t, v := range n.acked {
 		st.Acked[typeName(t)] = v

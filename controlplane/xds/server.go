@@ -53,7 +53,14 @@ type Options struct {
 	Render RenderFunc
 	// Now is the clock for node timestamps (default time.Now).
 	Now func() time.Time
+	// DriftGrace is how long a connected node may take to acknowledge the
+	// version it was sent before it counts as drifted (default
+	// DefaultDriftGrace).
+	DriftGrace time.Duration
 }
+
+// DefaultDriftGrace is the default of Options.DriftGrace.
+const DefaultDriftGrace = 30 * time.Second
 
 // Server is an xDS server over one snapshot cache. It is safe for
 // concurrent use.
@@ -62,8 +69,10 @@ type Server struct {
 	metrics *metrics.ControlPlane
 	render  RenderFunc
 	now     func() time.Time
-	cache   cachev3.SnapshotCache
-	xds     serverv3.Server
+	// driftGrace is Options.DriftGrace, defaulted.
+	driftGrace time.Duration
+	cache      cachev3.SnapshotCache
+	xds        serverv3.Server
 	// endStreams cancels the context the xDS streams run under.
 	endStreams context.CancelFunc
 
@@ -124,6 +133,11 @@ func New(opts Options) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.driftGrace = opts.DriftGrace
+	if s.driftGrace <= 0 {
+		s.driftGrace = DefaultDriftGrace
+	}
+	s.metrics.SetDriftSource(s.drift)
 	// ads=false: with ads=true the cache waits for a request naming every
 	// resource of a type, and grpc-go asks for one listener at a time.
 	s.cache = cachev3.NewSnapshotCache(false, cachev3.IDHash{}, s.log.Sugar())
@@ -236,7 +250,7 @@ func (s *Server) Nodes() []NodeStatus {
 	defer s.mu.Unlock()
 	out := make([]NodeStatus, 0, len(s.nodes))
 	for _, n := range s.nodes {
-		out = append(out, n.snapshot())
+		out = append(out, n.snapshot(s.now(), s.driftGrace))
 	}
 	slices.SortFunc(out, func(a, b NodeStatus) int { return strings.Compare(a.ID, b.ID) })
 	return out
@@ -323,8 +337,27 @@ func (s *Server) setSnapshotLocked(n *node, r *rendering) error {
 		return fmt.Errorf("xds: set snapshot of node %q: %w", n.status.ID, err)
 	}
 	n.status.Expected = r.version
+	n.expectedSince = s.now()
 	s.recountLocked(n)
 	return nil
+}
+
+// drift reports every connected node's drift for hopguard_manifest_drift.
+func (s *Server) drift() []metrics.NodeDrift {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	out := make([]metrics.NodeDrift, 0, len(s.nodes))
+	for _, n := range s.nodes {
+		if n.streams == 0 {
+			continue
+		}
+		out = append(out, metrics.NodeDrift{
+			Node: n.status.ID, Service: n.status.Service, Region: n.status.Locality.Region,
+			Drifted: n.drifted(now, s.driftGrace),
+		})
+	}
+	return out
 }
 
 // recountLocked moves n to its current state in hopguard_xds_nodes.

@@ -22,4 +22,6 @@ func (o storeObserver) TransitionRejected(from, to idempotency.State) {
 
 func (o storeObserver) Evicted(s idempotency.State) { o.m.Evicted(s.String()) }
 
+func (o storeObserver) Expired(s idempotency.State) { o.m.Expired(s.String()) }
+
 func (o storeObserver) Records(s idempotency.State, delta int) { o.m.RecordState(s.String(), delta) }

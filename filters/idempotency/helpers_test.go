@@ -31,6 +31,9 @@ type counts struct {
 type recObserver struct {
 	mu sync.Mutex
 	c  counts
+	// expired is kept apart from counts: expiries also show as transitions,
+	// and the snapshot literals of other tests stay as they are.
+	expired map[State]int
 }
 
 var _ Observer = (*recObserver)(nil)
@@ -41,7 +44,20 @@ func newRecObserver() *recObserver {
 		Rejected:    map[pair]int{},
 		Evicted:     map[State]int{},
 		Records:     map[State]int{},
-	}}
+	}, expired: map[State]int{}}
+}
+
+func (o *recObserver) Expired(s State) {
+	o.mu.Lock()
+	o.expired[s]++
+	o.mu.Unlock()
+}
+
+// expiredCount returns how many expiries of state s were reported.
+func (o *recObserver) expiredCount(s State) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.expired[s]
 }
 
 func (o *recObserver) Transition(from, to State) {

@@ -322,6 +322,7 @@ func (l *LRU) expire(e *entry) {
 	}
 	if _, err := l.move(e.rec.State, EventExpire, ""); err == nil {
 		l.obs.Records(e.rec.State, -1)
+		l.obs.Expired(e.rec.State)
 	}
 }
 
@@ -337,6 +338,7 @@ func (l *LRU) onEvict(_ string, e *entry) {
 	if e.rec.ExpiresAt.UnixNano() <= l.lastNow.Load() {
 		if to, ok := Next(st, EventExpire); ok {
 			l.obs.Transition(st, to)
+			l.obs.Expired(st)
 		}
 		return
 	}

@@ -256,6 +256,9 @@ func TestLRUExpiry_Success(t *testing.T) {
 	if got := l.Len(); got != 1 {
 		t.Errorf("Len() = %d, want 1", got)
 	}
+	if in, c := obs.expiredCount(InFlight), obs.expiredCount(Completed); in != 1 || c != 1 {
+		t.Errorf("expiries reported: in_flight %d, completed %d; want 1 and 1", in, c)
+	}
 }
 
 func TestLRUSweep_Success(t *testing.T) {
@@ -273,6 +276,9 @@ func TestLRUSweep_Success(t *testing.T) {
 	}
 	if diff := cmp.Diff(obs.snapshot().Records, map[State]int{InFlight: 1}); diff != "" {
 		t.Errorf("records gauge (-got +want):\n%s", diff)
+	}
+	if got := obs.expiredCount(InFlight); got != 2 {
+		t.Errorf("in-flight expiries reported = %d, want 2", got)
 	}
 }
 
@@ -322,6 +328,9 @@ func TestLRUCapacityEvictionOfExpired_Success(t *testing.T) {
 	}
 	if diff := cmp.Diff(obs.snapshot(), want); diff != "" {
 		t.Errorf("observer (-got +want):\n%s", diff)
+	}
+	if got := obs.expiredCount(InFlight); got != 1 {
+		t.Errorf("in-flight expiries reported = %d, want 1", got)
 	}
 }
 

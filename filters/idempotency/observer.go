@@ -22,6 +22,10 @@ type Observer interface {
 	// duplicate of a running request can no longer be detected: the capacity
 	// is too small for the traffic.
 	Evicted(state State)
+	// Expired reports a record that reached its ExpiresAt, by the state it
+	// was in. An expired InFlight record is a claimed request that never
+	// completed nor released its key: its response never reached the filter.
+	Expired(state State)
 	// Records adds delta (+1 or -1) to the number of records the store holds
 	// in state.
 	Records(state State, delta int)
@@ -41,6 +45,9 @@ func (NopObserver) TransitionRejected(State, State) {}
 
 // Evicted does nothing.
 func (NopObserver) Evicted(State) {}
+
+// Expired does nothing.
+func (NopObserver) Expired(State) {}
 
 // Records does nothing.
 func (NopObserver) Records(State, int) {}

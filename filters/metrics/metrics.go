@@ -44,6 +44,7 @@ type Filter struct {
 	transitions *prometheus.CounterVec
 	rejections  *prometheus.CounterVec
 	evictions   *prometheus.CounterVec
+	expired     *prometheus.CounterVec
 	parseErrors *prometheus.CounterVec
 	drift       *prometheus.CounterVec
 	completions *prometheus.CounterVec
@@ -70,7 +71,7 @@ func New(reg prometheus.Registerer) (*Filter, error) {
 func Discard() *Filter { return newFilter() }
 
 func newFilter() *Filter {
-	return &Filter{
+	f := &Filter{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hopguard_decisions_total",
 			Help: "Filter decisions by route, hop side, decision (allow, reject, dry_run_reject) and reason (empty for allow).",
@@ -107,6 +108,10 @@ func newFilter() *Filter {
 			Name: "hopguard_idempotency_evictions_total",
 			Help: "Idempotency records evicted for capacity, by state.",
 		}, []string{"state"}),
+		expired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hopguard_idempotency_expired_total",
+			Help: "Idempotency records that reached their expiry, by state; in_flight ones were claimed by requests whose outcome never reached the filter.",
+		}, []string{"state"}),
 		parseErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hopguard_header_parse_errors_total",
 			Help: "Malformed request headers ignored, by header name.",
@@ -120,12 +125,19 @@ func newFilter() *Filter {
 			Help: "Allowed requests by how they ended: within_deadline, late or failed.",
 		}, []string{"route", "outcome"}),
 	}
+	// Series a dashboard shows as 0 rather than "no data" before anything happens.
+	for _, state := range []string{"in_flight", "completed"} {
+		f.expired.WithLabelValues(state)
+		f.evictions.WithLabelValues(state)
+		f.records.WithLabelValues(state)
+	}
+	return f
 }
 
 func (f *Filter) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		f.decisions, f.duration, f.remaining, f.attempts, f.records, f.transitions,
-		f.rejections, f.evictions, f.parseErrors, f.drift, f.completions,
+		f.rejections, f.evictions, f.expired, f.parseErrors, f.drift, f.completions,
 	}
 }
 
@@ -201,6 +213,14 @@ func (f *Filter) ForgetRoute(route string) {
 	f.attempts.DeletePartialMatch(l)
 	f.drift.DeletePartialMatch(l)
 	f.completions.DeletePartialMatch(l)
+}
+
+// Expired counts one record of state (label value) that reached its expiry.
+func (f *Filter) Expired(state string) {
+	if f == nil {
+		return
+	}
+	f.expired.WithLabelValues(state).Inc()
 }
 
 // HeaderParseError counts one malformed value of header (lower-case name);

@@ -45,6 +45,7 @@ func TestNew_Success(t *testing.T) {
 		"hopguard_decisions_total",
 		"hopguard_header_parse_errors_total",
 		"hopguard_idempotency_evictions_total",
+		"hopguard_idempotency_expired_total",
 		"hopguard_idempotency_records",
 		"hopguard_idempotency_transition_rejections_total",
 		"hopguard_idempotency_transitions_total",
@@ -58,6 +59,7 @@ func TestNew_Success(t *testing.T) {
 	expected := `
 # HELP hopguard_idempotency_records Idempotency records held, by state.
 # TYPE hopguard_idempotency_records gauge
+hopguard_idempotency_records{state="completed"} 0
 hopguard_idempotency_records{state="in_flight"} 1
 # HELP hopguard_decisions_total Filter decisions by route, hop side, decision (allow, reject, dry_run_reject) and reason (empty for allow).
 # TYPE hopguard_decisions_total counter
