@@ -12,11 +12,15 @@ import (
 	"testing"
 	"time"
 
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
+	"sigs.k8s.io/yaml"
 )
 
 const exampleDir = "../../examples/shop/config"
@@ -243,5 +247,29 @@ func TestExtProcCommandServesPolicies(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("extproc did not stop within 10s")
+	}
+}
+
+func TestBootstrapPrintsAValidEnvoyBootstrap(t *testing.T) {
+	code, out, errOut := run(t, context.Background(), "bootstrap", "--service", "payments", "--xds-addr", "127.0.0.1:18000", "--zone", "a")
+	if code != ExitOK {
+		t.Fatalf("bootstrap: exit %d: %s", code, errOut)
+	}
+	j, err := yaml.YAMLToJSON([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bootstrapv3.Bootstrap
+	if err := protojson.Unmarshal(j, &b); err != nil {
+		t.Fatalf("output is not an Envoy Bootstrap: %v\n%s", err, out)
+	}
+	if err := b.ValidateAll(); err != nil {
+		t.Errorf("ValidateAll: %v", err)
+	}
+	if b.GetNode().GetCluster() != "payments" || b.GetNode().GetLocality().GetZone() != "a" {
+		t.Errorf("node = %v, want cluster payments in zone a", b.GetNode())
+	}
+	if code, _, _ := run(t, context.Background(), "bootstrap", "--service", "payments", "--xds-addr", "nowhere"); code != ExitError {
+		t.Errorf("bootstrap with a bad address: exit %d, want %d", code, ExitError)
 	}
 }

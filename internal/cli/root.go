@@ -90,6 +90,7 @@ receives with 'hopguard render', and serve them with 'hopguard run'.`,
 		newControlPlaneCmd(env, g),
 		newRunCmd(env, g),
 		newExtProcCmd(env, g),
+		newBootstrapCmd(env),
 		newVersionCmd(env),
 	)
 	return root

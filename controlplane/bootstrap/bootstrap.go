@@ -1,0 +1,163 @@
+// Package bootstrap renders the Envoy bootstrap of a sidecar that takes its
+// configuration from hopguard's control plane: the node identity the control
+// plane keys snapshots on, ADS over one static cluster, and the admin
+// listener. Everything else — listeners, routes, clusters including
+// hopguard-extproc, endpoints — arrives over ADS.
+package bootstrap
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"sigs.k8s.io/yaml"
+)
+
+// XDSCluster is the name of the static cluster that reaches the control plane.
+const XDSCluster = "hopguard-xds"
+
+// DefaultAdminPort is the admin listener's port when Options.AdminPort is 0.
+const DefaultAdminPort = 9901
+
+// ErrInvalid is wrapped by errors about unusable options.
+var ErrInvalid = errors.New("bootstrap: invalid options")
+
+// Options describe one sidecar.
+type Options struct {
+	// Service is the service the sidecar fronts: the xDS Node.cluster, which
+	// selects the configuration the control plane serves (required).
+	Service string
+	// NodeID is the xDS Node.id, unique per sidecar (default "<service>-sidecar").
+	NodeID string
+	// XDSAddr is the control plane's host:port (required). An IP gives a
+	// STATIC cluster, a name a STRICT_DNS one.
+	XDSAddr string
+	// AdminPort is the admin listener's port on 127.0.0.1 (default DefaultAdminPort).
+	AdminPort uint32
+	// Region, Zone and SubZone are the sidecar's locality.
+	Region, Zone, SubZone string
+}
+
+// Render returns the bootstrap of the sidecar described by opts. The result
+// passes ValidateAll.
+func Render(opts Options) (*bootstrapv3.Bootstrap, error) {
+	var errs []error
+	if opts.Service == "" {
+		errs = append(errs, fmt.Errorf("%w: service is required", ErrInvalid))
+	}
+	host, portText, err := net.SplitHostPort(opts.XDSAddr)
+	port, perr := strconv.ParseUint(portText, 10, 16)
+	switch {
+	case opts.XDSAddr == "":
+		errs = append(errs, fmt.Errorf("%w: xds address is required", ErrInvalid))
+	case err != nil || host == "":
+		errs = append(errs, fmt.Errorf("%w: xds address %q is not host:port", ErrInvalid, opts.XDSAddr))
+	case perr != nil || port == 0:
+		errs = append(errs, fmt.Errorf("%w: xds address %q has no valid port", ErrInvalid, opts.XDSAddr))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	nodeID := opts.NodeID
+	if nodeID == "" {
+		nodeID = opts.Service + "-sidecar"
+	}
+	adminPort := opts.AdminPort
+	if adminPort == 0 {
+		adminPort = DefaultAdminPort
+	}
+
+	http2, err := anypb.New(&httpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+		}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	discovery := clusterv3.Cluster_STRICT_DNS
+	if _, err := netip.ParseAddr(host); err == nil {
+		discovery = clusterv3.Cluster_STATIC
+	}
+	ads := &corev3.ConfigSource{
+		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+		ResourceApiVersion:    corev3.ApiVersion_V3,
+	}
+	b := &bootstrapv3.Bootstrap{
+		Node: &corev3.Node{
+			Id:       nodeID,
+			Cluster:  opts.Service,
+			Locality: &corev3.Locality{Region: opts.Region, Zone: opts.Zone, SubZone: opts.SubZone},
+		},
+		DynamicResources: &bootstrapv3.Bootstrap_DynamicResources{
+			AdsConfig: &corev3.ApiConfigSource{
+				ApiType:             corev3.ApiConfigSource_GRPC,
+				TransportApiVersion: corev3.ApiVersion_V3,
+				GrpcServices: []*corev3.GrpcService{{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{
+					EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: XDSCluster},
+				}}},
+			},
+			LdsConfig: ads,
+			CdsConfig: ads,
+		},
+		StaticResources: &bootstrapv3.Bootstrap_StaticResources{Clusters: []*clusterv3.Cluster{{
+			Name:                 XDSCluster,
+			ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: discovery},
+			ConnectTimeout:       durationpb.New(time.Second),
+			TypedExtensionProtocolOptions: map[string]*anypb.Any{
+				"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": http2,
+			},
+			LoadAssignment: &endpointv3.ClusterLoadAssignment{
+				ClusterName: XDSCluster,
+				Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{{
+					HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+						Address: socketAddress(host, uint32(port)),
+					}},
+				}}}},
+			},
+		}}},
+		Admin: &bootstrapv3.Admin{Address: socketAddress("127.0.0.1", adminPort)},
+	}
+	if err := b.ValidateAll(); err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	return b, nil
+}
+
+func socketAddress(host string, port uint32) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address:       host,
+		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
+	}}}
+}
+
+// YAML renders b as Envoy reads it (proto field names).
+func YAML(b *bootstrapv3.Bootstrap) ([]byte, error) {
+	j, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	// Round-trip through a generic value so the YAML keys come out sorted
+	// and stable.
+	var v any
+	if err := json.Unmarshal(j, &v); err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	out, err := yaml.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	return out, nil
+}
