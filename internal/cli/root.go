@@ -91,6 +91,7 @@ receives with 'hopguard render', and serve them with 'hopguard run'.`,
 		newRunCmd(env, g),
 		newExtProcCmd(env, g),
 		newBootstrapCmd(env),
+		newLintCmd(env),
 		newVersionCmd(env),
 	)
 	return root
