@@ -159,6 +159,9 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		return nil, fmt.Errorf("controlplane: %w", err)
 	}
 	cp.metrics = m
+	// Bundles are not signed yet (readyz reports "signing": "disabled");
+	// the gauge says so explicitly so the signing alert has a series.
+	m.SigningEnabled.Set(0)
 	cp.xds = xds.New(xds.Options{Logger: cp.log, Metrics: m, Render: opts.Render, Now: cp.now, DriftGrace: opts.DriftGrace})
 
 	// Watch before the first load so that no change is missed in between.

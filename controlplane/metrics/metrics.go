@@ -51,7 +51,10 @@ type BuildInfo struct {
 // ControlPlane holds the control plane's metrics. The vectors are safe for
 // concurrent use; label values are the constants of this package.
 type ControlPlane struct {
-	// XDSNodes is hopguard_xds_nodes{state}: connected nodes per state.
+	// XDSNodes is hopguard_xds_nodes{state}: connected nodes per state. A
+	// drifted node is counted as drifted only, not also as nacked or
+	// pending. Registered behind the SetNodesRefresh hook: read it through
+	// a Gather to see scrape-time values.
 	XDSNodes *prometheus.GaugeVec
 	// XDSNacks is hopguard_xds_nacks_total{type}: NACKs received per resource type.
 	XDSNacks *prometheus.CounterVec
@@ -72,6 +75,9 @@ type ControlPlane struct {
 	// is configured).
 	SigningEnabled prometheus.Gauge
 
+	// nodes wraps XDSNodes so that a scrape first brings the node states
+	// up to date: a node drifts when time passes, without any event.
+	nodes *refreshingCollector
 	// drift is hopguard_manifest_drift{node,service,region}, computed from
 	// its source at every scrape (drift depends on time as well as events).
 	drift *driftCollector
@@ -92,6 +98,36 @@ func (m *ControlPlane) SetDriftSource(f func() []NodeDrift) {
 	m.drift.mu.Lock()
 	m.drift.source = f
 	m.drift.mu.Unlock()
+}
+
+// SetNodesRefresh sets the function called at the start of every collection
+// of hopguard_xds_nodes, before its series are read: the owner of the node
+// states re-evaluates the time-dependent ones (drifted after a grace period)
+// there, so a scrape never reports a node as pending once its grace period is
+// over. f must be safe for concurrent use and fast; nil removes it.
+func (m *ControlPlane) SetNodesRefresh(f func()) {
+	m.nodes.mu.Lock()
+	m.nodes.refresh = f
+	m.nodes.mu.Unlock()
+}
+
+// refreshingCollector collects inner after calling refresh.
+type refreshingCollector struct {
+	inner   prometheus.Collector
+	mu      sync.Mutex
+	refresh func()
+}
+
+func (c *refreshingCollector) Describe(ch chan<- *prometheus.Desc) { c.inner.Describe(ch) }
+
+func (c *refreshingCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	refresh := c.refresh
+	c.mu.Unlock()
+	if refresh != nil {
+		refresh()
+	}
+	c.inner.Collect(ch)
 }
 
 // driftCollector emits one hopguard_manifest_drift series per node the
@@ -164,12 +200,14 @@ func New(reg prometheus.Registerer, build BuildInfo) (*ControlPlane, error) {
 			Name: "hopguard_signing_enabled",
 			Help: "1 when distributed policy is signed, 0 when it is not.",
 		}),
+		nodes: &refreshingCollector{},
 		drift: &driftCollector{desc: prometheus.NewDesc("hopguard_manifest_drift",
 			"1 for a node that does not run the configuration it was sent (it NACKed it, or has not acknowledged it within the drift grace period), else 0.",
 			[]string{"node", "service", "region"}, nil)},
 	}
+	m.nodes.inner = m.XDSNodes
 	var errs []error
-	for _, c := range []prometheus.Collector{m.XDSNodes, m.XDSNacks, m.XDSPushes, m.ConfigReloads, m.ConfigChanges, m.PolicyInfo, m.BuildInfo, m.SigningEnabled, m.drift} {
+	for _, c := range []prometheus.Collector{m.nodes, m.XDSNacks, m.XDSPushes, m.ConfigReloads, m.ConfigChanges, m.PolicyInfo, m.BuildInfo, m.SigningEnabled, m.drift} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -226,6 +226,15 @@ func (n *node) drifted(now time.Time, grace time.Duration) bool {
 	}
 }
 
+// countedState is the state n is counted under in hopguard_xds_nodes at
+// now: drifted takes precedence over nacked and pending.
+func (n *node) countedState(now time.Time, grace time.Duration) string {
+	if n.drifted(now, grace) {
+		return metrics.StateDrifted
+	}
+	return n.state()
+}
+
 func (n *node) snapshot(now time.Time, grace time.Duration) NodeStatus {
 	st := n.status
 	st.State = n.state()

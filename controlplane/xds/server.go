@@ -137,6 +137,11 @@ func New(opts Options) *Server {
 	if s.driftGrace <= 0 {
 		s.driftGrace = DefaultDriftGrace
 	}
+	// Drift depends on time as well as on events: ACK, NACK, Update and
+	// stream events recount a node at once, and every scrape re-evaluates
+	// all nodes first, so no goroutine is needed to notice a grace period
+	// running out.
+	s.metrics.SetNodesRefresh(s.recountAll)
 	s.metrics.SetDriftSource(s.drift)
 	// ads=false: with ads=true the cache waits for a request naming every
 	// resource of a type, and grpc-go asks for one listener at a time.
@@ -343,6 +348,8 @@ func (s *Server) setSnapshotLocked(n *node, r *rendering) error {
 }
 
 // drift reports every connected node's drift for hopguard_manifest_drift.
+// A node's series goes when its last stream closes: node ids change with
+// every restarted pod, and a gone pod's drift would otherwise alert forever.
 func (s *Server) drift() []metrics.NodeDrift {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -360,12 +367,22 @@ func (s *Server) drift() []metrics.NodeDrift {
 	return out
 }
 
+// recountAll re-evaluates every node's state in hopguard_xds_nodes: the
+// scrape-time refresh that turns pending nodes into drifted ones.
+func (s *Server) recountAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.nodes {
+		s.recountLocked(n)
+	}
+}
+
 // recountLocked moves n to its current state in hopguard_xds_nodes.
 // Disconnected nodes are not counted.
 func (s *Server) recountLocked(n *node) {
 	want := ""
 	if n.streams > 0 {
-		want = n.state()
+		want = n.countedState(s.now(), s.driftGrace)
 	}
 	if want == n.counted {
 		return

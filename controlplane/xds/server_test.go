@@ -153,8 +153,13 @@ func TestNackedVersionIsNotResent(t *testing.T) {
 	if st.LastNack == nil || st.LastNack.Version != v1 || st.LastNack.Message != "xdstest: rejected version "+v1 {
 		t.Errorf("LastNack = %+v, want version %s and the client's message", st.LastNack, v1)
 	}
-	if got := testutil.ToFloat64(m.XDSNodes.WithLabelValues(metrics.StateNacked)); got != 1 {
-		t.Errorf("hopguard_xds_nodes{state=nacked} = %v, want 1", got)
+	// A node that NACKed its expected version is counted as drifted, not
+	// as nacked (its NodeStatus.State stays nacked).
+	if got := testutil.ToFloat64(m.XDSNodes.WithLabelValues(metrics.StateDrifted)); got != 1 {
+		t.Errorf("hopguard_xds_nodes{state=drifted} = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.XDSNodes.WithLabelValues(metrics.StateNacked)); got != 0 {
+		t.Errorf("hopguard_xds_nodes{state=nacked} = %v, want 0", got)
 	}
 
 	mesh2 := xdstest.Mesh(2*time.Second, "payments", "ledger")
