@@ -196,6 +196,26 @@ func TestEnforcedDeadlineAndIdempotency(t *testing.T) {
 		}
 	})
 
+	t.Run("a failed call frees its key, a completed one keeps it", func(t *testing.T) {
+		before := b.calls.Load()
+		b.fail.Store(true)
+		ctx, cancel := context.WithTimeout(withKey(context.Background(), "charge-7"), 3*time.Second)
+		defer cancel()
+		if err := call(ctx); status.Code(err) != codes.Unavailable {
+			t.Fatalf("first call: got %v, want UNAVAILABLE from the backend", err)
+		}
+		b.fail.Store(false)
+		if err := call(ctx); err != nil {
+			t.Fatalf("retry with the same key after a failure: %v, want it to run", err)
+		}
+		if err := call(ctx); status.Code(err) != codes.AlreadyExists {
+			t.Errorf("third call with a completed key: got %v, want ALREADY_EXISTS", err)
+		}
+		if got := b.calls.Load() - before; got != 2 {
+			t.Errorf("backend ran %d times, want 2 (the failure and the retry)", got)
+		}
+	})
+
 	t.Run("100 concurrent calls with one key run once", func(t *testing.T) {
 		b.delay.Store(int64(300 * time.Millisecond))
 		defer b.delay.Store(0)

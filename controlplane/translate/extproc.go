@@ -99,13 +99,25 @@ func (t *translator) extProcRouteConfig(r *ir.Route, side Side) *anypb.Any {
 	}
 	per := &extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{
 		Overrides: &extprocv3.ExtProcOverrides{
-			GrpcService:      t.extProcGrpcService(r.Policy.Deadline.Max+t.mesh.ExtProc.Timeout, md),
+			GrpcService:      t.extProcGrpcService(t.extProcStreamTimeout(r), md),
 			FailureModeAllow: wrapperspb.Bool(t.mesh.ExtProc.FailureMode.AllowsFailure(r.Policy.SideEffects)),
 		},
 	}}
 	typed, err := anypb.New(per)
 	t.fail(wrapAny("ext_proc override of route "+r.Policy.ID, err))
 	return typed
+}
+
+// extProcStreamTimeout is the override's grpc_service timeout. grpc-go
+// makes it the Process stream's deadline, and the filter reads the caller's
+// deadline from that stream: any timeout set here would look like a caller
+// deadline, so proxyless routes get none and the stream carries the caller's
+// own (or none, and the route's deadline.default applies).
+func (t *translator) extProcStreamTimeout(r *ir.Route) time.Duration {
+	if t.flavor == Proxyless {
+		return 0
+	}
+	return r.Policy.Deadline.Max + t.mesh.ExtProc.Timeout
 }
 
 // extProcDisabledConfig turns ext_proc off on a route. Envoy honours

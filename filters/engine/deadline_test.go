@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -59,5 +60,32 @@ func TestDeadlineExhausted(t *testing.T) {
 		if got := deadlineExhausted(tt.remaining, &p); got != tt.want {
 			t.Errorf("deadlineExhausted(%v) = %v, want %v", tt.remaining, got, tt.want)
 		}
+	}
+}
+
+// A deadline that arrived in x-hopguard-deadline is stamped onward as it
+// came: the skew tolerance must not grow it at every hop.
+func TestStampedDeadlineDoesNotGrowWithSkew(t *testing.T) {
+	clock := newFakeClock()
+	now := clock.Now()
+	e := New(Options{Clock: clock})
+	p := policy.Route{
+		ID: "shop/r", Service: "s", Match: policy.Match{Path: "/r"},
+		Deadline:    policy.Deadline{Default: time.Second, Max: 5 * time.Second, MinRemaining: time.Millisecond},
+		Retry:       policy.Retry{Authority: policy.AuthorityMesh, Attempts: 1, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond},
+		Idempotency: policy.Idempotency{Require: policy.RequireNever, Header: "idempotency-key"},
+	}
+	e.SetBundle(&policy.Bundle{Mesh: policy.Mesh{ClockSkew: 10 * time.Millisecond}, Routes: []policy.Route{p}})
+	in := now.Add(time.Second)
+	stamp := in
+	for hop := range 5 {
+		d := e.Decide(context.Background(), e.Route("shop/r"), &Facts{Side: Inbound, Method: "GET", Path: "/r", HopguardDeadline: stamp})
+		if d.Reject {
+			t.Fatalf("hop %d rejected: %v", hop, d.Reason)
+		}
+		stamp = d.Mutations.Deadline
+	}
+	if !stamp.Equal(in) {
+		t.Errorf("after 5 hops the stamped deadline is %v, want %v unchanged", stamp.Sub(now), in.Sub(now))
 	}
 }

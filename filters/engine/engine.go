@@ -197,6 +197,12 @@ func (e *Engine) Decide(ctx context.Context, r *Route, f *Facts) Decision {
 		st.m.allow[f.Side&1].Inc()
 		if !p.DryRun {
 			d.Mutations = mutationsFor(f.Side, p, &d)
+			// The skew tolerance is this hop's admission leeway, not more
+			// time: a deadline that came in x-hopguard-deadline goes on
+			// unchanged, or every hop would add the skew again.
+			if hd := f.HopguardDeadline; !hd.IsZero() && hd.Before(d.Mutations.Deadline) {
+				d.Mutations.Deadline = hd
+			}
 		}
 	case p.DryRun:
 		d.DryRunReason = reason
@@ -234,6 +240,8 @@ func (e *Engine) Finish(ctx context.Context, r *Route, d *Decision, start time.T
 		end = out.HeadersAt
 	}
 	switch {
+	case out.Unknown && !out.Aborted:
+		out.Aborted = true // release the claim, below
 	case out.Aborted || retryableFailure(&out) || out.HTTPStatus >= 500:
 		st.m.completions[completionFailed].Inc()
 	case !d.Deadline.IsZero() && end.After(d.Deadline):

@@ -243,6 +243,12 @@ type Outcome struct {
 	GRPCStatus int
 	// Aborted is true when the stream ended without a final response.
 	Aborted bool
+	// Unknown is true when the request ended but its final status never
+	// reached the filter (grpc-go's ext_proc filter does not forward
+	// grpc-status). An unknown outcome releases an idempotency claim — the
+	// callee's own records decide about duplicates — and is not counted in
+	// hopguard_completions_total.
+	Unknown bool
 	// HeadersAt is when response headers arrived (zero if they did not): the
 	// latency sample for retry.minRemaining: auto is HeadersAt − request start.
 	HeadersAt time.Time

@@ -31,6 +31,8 @@ type exchange struct {
 	decision engine.Decision
 	start    time.Time
 	out      engine.Outcome
+	// sawGRPCStatus is set when a valid grpc-status reached the filter.
+	sawGRPCStatus bool
 }
 
 // handle answers one message of the data plane. done is true when the
@@ -120,6 +122,7 @@ func (x *exchange) responseHeaders(ctx context.Context, h *extprocv3.HttpHeaders
 	}
 	x.out.HeadersAt = x.server.clock.Now()
 	sawGRPCStatus := readStatuses(&x.out, h.GetHeaders())
+	x.sawGRPCStatus = x.sawGRPCStatus || sawGRPCStatus
 	if sawGRPCStatus || h.GetEndOfStream() || !x.req.grpc {
 		x.finish(ctx)
 	}
@@ -134,7 +137,7 @@ func (x *exchange) responseTrailers(ctx context.Context, t *extprocv3.HttpTraile
 	if x.out.HeadersAt.IsZero() {
 		x.out.HeadersAt = x.server.clock.Now()
 	}
-	readStatuses(&x.out, t.GetTrailers())
+	x.sawGRPCStatus = readStatuses(&x.out, t.GetTrailers()) || x.sawGRPCStatus
 	x.finish(ctx)
 }
 
@@ -165,8 +168,16 @@ func (x *exchange) abort(ctx context.Context) {
 // finish reports the outcome to the engine. The store call of a claim
 // must happen even when the stream was cancelled (an abort releases the
 // key), so it runs without the stream's cancellation.
+//
+// A gRPC request that ended without a grpc-status reaching the filter has an
+// unknown outcome: grpc-go's ext_proc filter strips grpc-status from what it
+// forwards, so a proxyless caller's failures would otherwise look like
+// successes and complete their idempotency keys.
 func (x *exchange) finish(ctx context.Context) {
 	x.pending = false
+	if x.req.grpc && !x.sawGRPCStatus && !x.out.Aborted {
+		x.out.Unknown = true
+	}
 	if x.decision.Claim != nil {
 		ctx = context.WithoutCancel(ctx)
 	}

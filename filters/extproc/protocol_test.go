@@ -227,8 +227,8 @@ func TestProcess_AllowMutations(t *testing.T) {
 			md:   []string{"x-hopguard-route", routeGet},
 			req:  grpcRequest(pathGet, "grpc-timeout", "1S", "x-hopguard-deadline", "1800000000400"),
 			want: &extprocv3.HeaderMutation{
-				// 400ms + 10ms clock skew tolerance.
-				SetHeaders:    []*corev3.HeaderValueOption{setHeader("x-hopguard-deadline", "1800000000410")},
+				// Stamped on unchanged: the 10ms skew tolerance is not added.
+				SetHeaders:    []*corev3.HeaderValueOption{setHeader("x-hopguard-deadline", "1800000000400")},
 				RemoveHeaders: append(stripped, "x-envoy-max-retries"),
 			},
 		},
@@ -327,11 +327,22 @@ func TestProcess_IdempotencyTransitions(t *testing.T) {
 			},
 		},
 		{
-			name: "gRPC without trailers (trailer mode SKIP) completes with the headers", req: grpcReq,
-			wantState: idempotency.Completed, wantNext: "idempotency-completed",
+			// The final gRPC status never reached the filter: the outcome is
+			// unknown and the key is released for the callee to judge.
+			name: "gRPC ending without a grpc-status releases", req: grpcReq, wantState: idempotency.Absent,
 			respond: func(t *testing.T, s *stream) {
 				s.exchange(responseHeaders(false, ":status", "200"))
 				s.closeSend()
+			},
+		},
+		{
+			// grpc-go's ext_proc filter forwards trailers without grpc-status.
+			name: "gRPC trailers without grpc-status release", req: grpcReq, wantState: idempotency.Absent,
+			respond: func(t *testing.T, s *stream) {
+				s.exchange(responseHeaders(false, ":status", "200"))
+				s.exchange(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseTrailers{
+					ResponseTrailers: &extprocv3.HttpTrailers{Trailers: headerMap(hv("x-app-trailer", "1"))},
+				}})
 			},
 		},
 		{

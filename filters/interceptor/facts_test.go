@@ -1,11 +1,16 @@
 package interceptor
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/hopguard/hopguard/filters/engine"
 )
@@ -70,5 +75,23 @@ func TestFactsFromMetadata_Errors(t *testing.T) {
 	}
 	if diff := cmp.Diff(bad, wantBad); diff != "" {
 		t.Errorf("parse errors (-got +want):\n%s", diff)
+	}
+}
+
+func TestStatusCodeOfHandlerErrors(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want codes.Code
+	}{
+		{nil, codes.OK},
+		{status.Error(codes.NotFound, "x"), codes.NotFound},
+		{context.DeadlineExceeded, codes.DeadlineExceeded},
+		{context.Canceled, codes.Canceled},
+		{fmt.Errorf("wrapped: %w", context.DeadlineExceeded), codes.DeadlineExceeded},
+		{errors.New("plain"), codes.Unknown},
+	} {
+		if got := statusCode(tc.err); got != tc.want {
+			t.Errorf("statusCode(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }

@@ -194,9 +194,20 @@ func (i *Interceptor) finish(ctx context.Context, a *admission, err error) {
 	}
 	i.engine.Finish(ctx, a.route, &a.d, a.start, engine.Outcome{
 		HTTPStatus: 200, // gRPC responses are HTTP 200; the code is in grpc-status
-		GRPCStatus: int(status.Code(err)),
+		GRPCStatus: int(statusCode(err)),
 		HeadersAt:  i.clock.Now(),
 	})
+}
+
+// statusCode is the code the caller receives for a handler's err: grpc-go
+// turns a bare context error into DEADLINE_EXCEEDED or CANCELLED, which
+// status.Code alone would call UNKNOWN (and so complete the key of a call
+// that failed for lack of time).
+func statusCode(err error) codes.Code {
+	if s, ok := status.FromError(err); ok {
+		return s.Code()
+	}
+	return status.FromContextError(err).Code()
 }
 
 // abortUnfinished finishes a as aborted when the handler did not return
