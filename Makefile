@@ -38,6 +38,10 @@ lint:
 run:
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/hopguard run --config $(CONFIG) --log-format console
 
+## demo: the example shop on loopback under a fault, with a live view (Ctrl-C to stop early)
+demo:
+	GRPC_EXPERIMENTAL_XDS_EXT_PROC_ON_CLIENT=true $(GO) run ./cmd/hopguard demo
+
 ## bench: micro-benchmarks with allocation counts
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -92,6 +92,7 @@ receives with 'hopguard render', and serve them with 'hopguard run'.`,
 		newExtProcCmd(env, g),
 		newBootstrapCmd(env),
 		newLintCmd(env),
+		newDemoCmd(env, g),
 		newVersionCmd(env),
 	)
 	return root
