@@ -276,3 +276,16 @@ func (e *Engine) logRejection(route string, f *Facts, d *Decision, reason Reason
 func (e *Engine) HeaderParseError(header string) {
 	e.metrics.HeaderParseError(header)
 }
+
+// Sweep removes the idempotency records that expired by now, when the store
+// keeps expired records until they are touched (the in-process LRU does), so
+// hopguard_idempotency_records and hopguard_idempotency_expired_total see
+// claims that were never finished — a crashed request's key is otherwise
+// never looked at again. It returns how many records it removed. Owners of
+// an engine call it periodically (hopguard extproc and run do, every 10 s).
+func (e *Engine) Sweep() int {
+	if s, ok := e.store.(interface{ Sweep(time.Time) int }); ok {
+		return s.Sweep(e.clock.Now())
+	}
+	return 0
+}

@@ -452,3 +452,41 @@ func helpOf(t *testing.T, reg *prometheus.Registry, name string) string {
 	t.Fatalf("metric %s not registered", name)
 	return ""
 }
+
+func TestSweepExpiresAbandonedClaims(t *testing.T) {
+	clock := newFakeClock()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := New(Options{Clock: clock, Metrics: m})
+	p := policy.Route{
+		ID: "shop/pay", Service: "s", Match: policy.Match{Path: "/pay"}, SideEffects: true,
+		Deadline:    policy.Deadline{Default: time.Second, Max: time.Second, MinRemaining: time.Millisecond},
+		Retry:       policy.Retry{Authority: policy.AuthorityNone, Attempts: 1, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond},
+		Idempotency: policy.Idempotency{Require: policy.RequireAlways, Header: "idempotency-key", TTL: time.Hour},
+	}
+	e.SetBundle(&policy.Bundle{Routes: []policy.Route{p}})
+	d := e.Decide(context.Background(), e.Route("shop/pay"), &Facts{Method: "POST", Path: "/pay", HasKey: true, Key: "k1"})
+	if d.Reject || d.Claim == nil {
+		t.Fatalf("decision %+v, want an allowed claim", d)
+	}
+	// The request never finishes. Before its limit nothing is swept ...
+	if n := e.Sweep(); n != 0 {
+		t.Errorf("Sweep before expiry removed %d records, want 0", n)
+	}
+	// ... after it (deadline 1s + 1s grace) the claim is gone and counted.
+	clock.Advance(3 * time.Second)
+	if n := e.Sweep(); n != 1 {
+		t.Errorf("Sweep after expiry removed %d records, want 1", n)
+	}
+	want := `# HELP hopguard_idempotency_expired_total ` + helpOf(t, reg, "hopguard_idempotency_expired_total") + `
+# TYPE hopguard_idempotency_expired_total counter
+hopguard_idempotency_expired_total{state="completed"} 0
+hopguard_idempotency_expired_total{state="in_flight"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "hopguard_idempotency_expired_total"); err != nil {
+		t.Error(err)
+	}
+}

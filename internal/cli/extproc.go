@@ -61,7 +61,13 @@ type filterStack struct {
 	grpc   *grpc.Server
 	lis    net.Listener
 	served chan error
+	// stopSweep ends the sweeper goroutine; swept is closed when it has.
+	stopSweep chan struct{}
+	swept     chan struct{}
 }
+
+// sweepEvery is how often expired idempotency records are removed.
+const sweepEvery = 10 * time.Second
 
 // newFilter builds an engine whose metrics go to reg and its ext_proc gRPC
 // server, not yet serving: callers install the first policies, then call
@@ -85,6 +91,20 @@ func (s *filterStack) serve(addr string) error {
 	}
 	s.lis = lis
 	go func() { s.served <- s.grpc.Serve(lis) }()
+	s.stopSweep, s.swept = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(s.swept)
+		t := time.NewTicker(sweepEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stopSweep:
+				return
+			case <-t.C:
+				s.engine.Sweep()
+			}
+		}
+	}()
 	return nil
 }
 
@@ -94,6 +114,8 @@ func (s *filterStack) stop() error {
 		s.grpc.Stop()
 		return nil
 	}
+	close(s.stopSweep)
+	<-s.swept
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
