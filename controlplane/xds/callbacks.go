@@ -31,6 +31,7 @@ var _ serverv3.Callbacks = callbacks{}
 func (c callbacks) OnStreamOpen(_ context.Context, id int64, _ string) error {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
+	c.s.forgetLocked(c.s.now())
 	c.s.streams[id] = &stream{sent: map[string]sentResponse{}}
 	return nil
 }
@@ -53,6 +54,7 @@ func (c callbacks) OnStreamClosed(id int64, _ *corev3.Node) {
 	if n.streams <= 0 {
 		n.streams = 0
 		n.status.Connected = false
+		n.disconnectedAt = s.now()
 		s.log.Info("xds node disconnected", zap.String("node", n.status.ID), zap.String("service", n.status.Service))
 	}
 	s.recountLocked(n)

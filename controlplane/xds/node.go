@@ -174,6 +174,8 @@ type node struct {
 	requested map[string]bool
 	acked     map[string]string
 	rejected  map[string]string
+	// disconnectedAt is when the node's last stream closed.
+	disconnectedAt time.Time
 	// expectedSince is when status.Expected last changed.
 	expectedSince time.Time
 	// counted is the state under which the node is counted in

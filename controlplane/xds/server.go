@@ -57,7 +57,14 @@ type Options struct {
 	// version it was sent before it counts as drifted (default
 	// DefaultDriftGrace).
 	DriftGrace time.Duration
+	// ForgetAfter is how long a disconnected node's status and snapshot are
+	// kept (default DefaultForgetAfter): node ids change with every
+	// restarted pod, so they must not be kept for ever.
+	ForgetAfter time.Duration
 }
+
+// DefaultForgetAfter is the default of Options.ForgetAfter.
+const DefaultForgetAfter = 10 * time.Minute
 
 // DefaultDriftGrace is the default of Options.DriftGrace.
 const DefaultDriftGrace = 30 * time.Second
@@ -69,10 +76,11 @@ type Server struct {
 	metrics *metrics.ControlPlane
 	render  RenderFunc
 	now     func() time.Time
-	// driftGrace is Options.DriftGrace, defaulted.
-	driftGrace time.Duration
-	cache      cachev3.SnapshotCache
-	xds        serverv3.Server
+	// driftGrace and forgetAfter are the Options, defaulted.
+	driftGrace  time.Duration
+	forgetAfter time.Duration
+	cache       cachev3.SnapshotCache
+	xds         serverv3.Server
 	// endStreams cancels the context the xDS streams run under.
 	endStreams context.CancelFunc
 
@@ -137,6 +145,10 @@ func New(opts Options) *Server {
 	if s.driftGrace <= 0 {
 		s.driftGrace = DefaultDriftGrace
 	}
+	s.forgetAfter = opts.ForgetAfter
+	if s.forgetAfter <= 0 {
+		s.forgetAfter = DefaultForgetAfter
+	}
 	// Drift depends on time as well as on events: ACK, NACK, Update and
 	// stream events recount a node at once, and every scrape re-evaluates
 	// all nodes first, so no goroutine is needed to notice a grace period
@@ -187,6 +199,7 @@ func (s *Server) Update(m *ir.Mesh) error {
 	defer s.updateMu.Unlock()
 
 	s.mu.Lock()
+	s.forgetLocked(s.now())
 	required, optional := s.nodeKeysLocked()
 	s.mu.Unlock()
 
@@ -394,4 +407,16 @@ func (s *Server) recountLocked(n *node) {
 		s.metrics.XDSNodes.WithLabelValues(want).Inc()
 	}
 	n.counted = want
+}
+
+// forgetLocked drops the status and snapshot of nodes disconnected for
+// longer than forgetAfter. It runs when streams open and on Update, so its
+// cost follows the churn that makes it necessary.
+func (s *Server) forgetLocked(now time.Time) {
+	for id, n := range s.nodes {
+		if n.streams == 0 && !n.disconnectedAt.IsZero() && now.Sub(n.disconnectedAt) > s.forgetAfter {
+			s.cache.ClearSnapshot(id)
+			delete(s.nodes, id)
+		}
+	}
 }
