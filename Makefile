@@ -25,8 +25,8 @@ test-short:
 
 ## testdata: rewrite golden files after an intended change, then review the diff
 testdata:
-	$(GO) test ./controlplane/translate/... -run Golden -update
-	$(GO) test ./controlplane/translate/... -run Golden
+	$(GO) test ./controlplane/translate/... ./controlplane/bootstrap/... -run Golden -update
+	$(GO) test ./controlplane/translate/... ./controlplane/bootstrap/... -run Golden
 
 ## lint: go vet and gofmt
 lint:

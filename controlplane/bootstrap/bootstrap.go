@@ -1,8 +1,11 @@
 // Package bootstrap renders the Envoy bootstrap of a sidecar that takes its
 // configuration from hopguard's control plane: the node identity the control
 // plane keys snapshots on, ADS over one static cluster, and the admin
-// listener. Everything else — listeners, routes, clusters including
-// hopguard-extproc, endpoints — arrives over ADS.
+// listener. Everything else — the inbound (15006) and outbound (15001)
+// listeners, routes, clusters including hopguard-extproc (the ext_proc
+// server, built by controlplane/translate from MeshConfig extProc.address),
+// endpoints — arrives over ADS, so a budget change never needs a new
+// bootstrap.
 package bootstrap
 
 import (
@@ -12,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
@@ -34,7 +38,8 @@ const DefaultAdminPort = 9901
 // ErrInvalid is wrapped by errors about unusable options.
 var ErrInvalid = errors.New("bootstrap: invalid options")
 
-// Options describe one sidecar.
+// Options describe one sidecar. The zero value of an optional field means
+// its default.
 type Options struct {
 	// Service is the service the sidecar fronts: the xDS Node.cluster, which
 	// selects the configuration the control plane serves (required).
@@ -44,18 +49,24 @@ type Options struct {
 	// XDSAddr is the control plane's host:port (required). An IP gives a
 	// STATIC cluster, a name a STRICT_DNS one.
 	XDSAddr string
-	// AdminPort is the admin listener's port on 127.0.0.1 (default DefaultAdminPort).
+	// AdminPort is the admin listener's port on 127.0.0.1 (default
+	// DefaultAdminPort, at most 65535).
 	AdminPort uint32
-	// Region, Zone and SubZone are the sidecar's locality.
+	// Region, Zone and SubZone are the sidecar's locality (Node.locality),
+	// which the control plane reports per node; all empty means none.
 	Region, Zone, SubZone string
 }
 
-// Render returns the bootstrap of the sidecar described by opts. The result
-// passes ValidateAll.
+// Render returns the bootstrap of the sidecar described by opts. It returns
+// an error wrapping ErrInvalid, naming every problem, when opts are
+// unusable. The result passes ValidateAll; the caller owns it.
 func Render(opts Options) (*bootstrapv3.Bootstrap, error) {
 	var errs []error
 	if opts.Service == "" {
 		errs = append(errs, fmt.Errorf("%w: service is required", ErrInvalid))
+	}
+	if opts.AdminPort > 65535 {
+		errs = append(errs, fmt.Errorf("%w: admin port %d is above 65535", ErrInvalid, opts.AdminPort))
 	}
 	host, portText, err := net.SplitHostPort(opts.XDSAddr)
 	port, perr := strconv.ParseUint(portText, 10, 16)
@@ -66,6 +77,8 @@ func Render(opts Options) (*bootstrapv3.Bootstrap, error) {
 		errs = append(errs, fmt.Errorf("%w: xds address %q is not host:port", ErrInvalid, opts.XDSAddr))
 	case perr != nil || port == 0:
 		errs = append(errs, fmt.Errorf("%w: xds address %q has no valid port", ErrInvalid, opts.XDSAddr))
+	case !isIP(host) && !isDNSName(host):
+		errs = append(errs, fmt.Errorf("%w: xds address %q: host is neither an IP address nor a DNS name", ErrInvalid, opts.XDSAddr))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -88,8 +101,12 @@ func Render(opts Options) (*bootstrapv3.Bootstrap, error) {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	discovery := clusterv3.Cluster_STRICT_DNS
-	if _, err := netip.ParseAddr(host); err == nil {
+	if isIP(host) {
 		discovery = clusterv3.Cluster_STATIC
+	}
+	var locality *corev3.Locality
+	if opts.Region != "" || opts.Zone != "" || opts.SubZone != "" {
+		locality = &corev3.Locality{Region: opts.Region, Zone: opts.Zone, SubZone: opts.SubZone}
 	}
 	ads := &corev3.ConfigSource{
 		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
@@ -99,7 +116,7 @@ func Render(opts Options) (*bootstrapv3.Bootstrap, error) {
 		Node: &corev3.Node{
 			Id:       nodeID,
 			Cluster:  opts.Service,
-			Locality: &corev3.Locality{Region: opts.Region, Zone: opts.Zone, SubZone: opts.SubZone},
+			Locality: locality,
 		},
 		DynamicResources: &bootstrapv3.Bootstrap_DynamicResources{
 			AdsConfig: &corev3.ApiConfigSource{
@@ -112,6 +129,8 @@ func Render(opts Options) (*bootstrapv3.Bootstrap, error) {
 			LdsConfig: ads,
 			CdsConfig: ads,
 		},
+		// The only static cluster reaches the control plane; the ext_proc
+		// cluster (hopguard-extproc) comes over CDS with the rest.
 		StaticResources: &bootstrapv3.Bootstrap_StaticResources{Clusters: []*clusterv3.Cluster{{
 			Name:                 XDSCluster,
 			ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: discovery},
@@ -136,6 +155,40 @@ func Render(opts Options) (*bootstrapv3.Bootstrap, error) {
 	return b, nil
 }
 
+func isIP(host string) bool {
+	_, err := netip.ParseAddr(host)
+	return err == nil
+}
+
+// isDNSName reports whether h is a DNS name Envoy can resolve: dot-separated
+// labels, an optional trailing dot.
+func isDNSName(h string) bool {
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if !isLabel(label) {
+			return false
+		}
+	}
+	return true
+}
+
+// isLabel reports whether s is one DNS label: 1–63 letters, digits and '-',
+// neither first nor last a '-'.
+func isLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 func socketAddress(host string, port uint32) *corev3.Address {
 	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
 		Address:       host,
@@ -143,7 +196,8 @@ func socketAddress(host string, port uint32) *corev3.Address {
 	}}}
 }
 
-// YAML renders b as Envoy reads it (proto field names).
+// YAML renders b as Envoy reads it: proto field names, keys sorted, so equal
+// bootstraps render to equal bytes.
 func YAML(b *bootstrapv3.Bootstrap) ([]byte, error) {
 	j, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(b)
 	if err != nil {

@@ -2,31 +2,51 @@ package bootstrap
 
 import (
 	"errors"
+	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
 	"sigs.k8s.io/yaml"
-
-	// The Any in the static cluster must resolve when the YAML is read back.
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 )
+
+// update rewrites the golden files: go test ./controlplane/bootstrap -update.
+var update = flag.Bool("update", false, "rewrite testdata golden files")
 
 func TestRender_Success(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		opts      Options
 		discovery clusterv3.Cluster_DiscoveryType
-		nodeID    string
+		node      *corev3.Node
 		admin     uint32
 	}{
-		{"ip address, defaults", Options{Service: "payments", XDSAddr: "127.0.0.1:18000"}, clusterv3.Cluster_STATIC, "payments-sidecar", DefaultAdminPort},
-		{"dns name, everything set", Options{Service: "payments", NodeID: "payments-7d9f", XDSAddr: "hopguard.mesh.svc:18000",
-			AdminPort: 15000, Region: "eu-west-1", Zone: "a", SubZone: "rack1"}, clusterv3.Cluster_STRICT_DNS, "payments-7d9f", 15000},
-		{"ipv6", Options{Service: "ledger", XDSAddr: "[::1]:18000"}, clusterv3.Cluster_STATIC, "ledger-sidecar", DefaultAdminPort},
+		{
+			name: "ip address, defaults", opts: Options{Service: "payments", XDSAddr: "127.0.0.1:18000"},
+			discovery: clusterv3.Cluster_STATIC, node: &corev3.Node{Id: "payments-sidecar", Cluster: "payments"}, admin: DefaultAdminPort,
+		},
+		{
+			name: "dns name, everything set",
+			opts: Options{Service: "payments", NodeID: "payments-7d9f", XDSAddr: "hopguard.mesh.svc:18000",
+				AdminPort: 15000, Region: "eu-west-1", Zone: "a", SubZone: "rack1"},
+			discovery: clusterv3.Cluster_STRICT_DNS,
+			node: &corev3.Node{Id: "payments-7d9f", Cluster: "payments",
+				Locality: &corev3.Locality{Region: "eu-west-1", Zone: "a", SubZone: "rack1"}},
+			admin: 15000,
+		},
+		{
+			name: "ipv6, zone only", opts: Options{Service: "ledger", XDSAddr: "[::1]:18000", Zone: "b"},
+			discovery: clusterv3.Cluster_STATIC,
+			node:      &corev3.Node{Id: "ledger-sidecar", Cluster: "ledger", Locality: &corev3.Locality{Zone: "b"}}, admin: DefaultAdminPort,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := Render(tc.opts)
@@ -36,20 +56,31 @@ func TestRender_Success(t *testing.T) {
 			if err := b.ValidateAll(); err != nil {
 				t.Fatalf("ValidateAll: %v", err)
 			}
-			n := b.GetNode()
-			if n.GetId() != tc.nodeID || n.GetCluster() != tc.opts.Service || n.GetLocality().GetRegion() != tc.opts.Region ||
-				n.GetLocality().GetZone() != tc.opts.Zone || n.GetLocality().GetSubZone() != tc.opts.SubZone {
-				t.Errorf("node = %v, want id %s, cluster %s and the locality", n, tc.nodeID, tc.opts.Service)
+			if diff := cmp.Diff(b.GetNode(), tc.node, protocmp.Transform()); diff != "" {
+				t.Errorf("node (-got +want):\n%s", diff)
 			}
-			c := b.GetStaticResources().GetClusters()[0]
+			clusters := b.GetStaticResources().GetClusters()
+			if len(clusters) != 1 {
+				t.Fatalf("%d static clusters, want only %s (hopguard-extproc comes over CDS)", len(clusters), XDSCluster)
+			}
+			c := clusters[0]
 			if c.GetName() != XDSCluster || c.GetType() != tc.discovery {
 				t.Errorf("xds cluster %s type %v, want %s type %v", c.GetName(), c.GetType(), XDSCluster, tc.discovery)
 			}
-			if got := b.GetDynamicResources().GetAdsConfig().GetGrpcServices()[0].GetEnvoyGrpc().GetClusterName(); got != XDSCluster {
-				t.Errorf("ADS uses cluster %q, want %q", got, XDSCluster)
+			var opts httpv3.HttpProtocolOptions
+			if err := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].UnmarshalTo(&opts); err != nil ||
+				opts.GetExplicitHttpConfig().GetHttp2ProtocolOptions() == nil {
+				t.Errorf("xds cluster must speak HTTP/2 (explicit http2 options): %v %v", err, &opts)
 			}
-			if b.GetDynamicResources().GetLdsConfig().GetAds() == nil || b.GetDynamicResources().GetCdsConfig().GetAds() == nil {
-				t.Error("LDS and CDS must come over ADS")
+			ads := b.GetDynamicResources().GetAdsConfig()
+			if ads.GetApiType() != corev3.ApiConfigSource_GRPC || ads.GetTransportApiVersion() != corev3.ApiVersion_V3 ||
+				ads.GetGrpcServices()[0].GetEnvoyGrpc().GetClusterName() != XDSCluster {
+				t.Errorf("ads_config = %v, want GRPC, V3, envoy_grpc %s", ads, XDSCluster)
+			}
+			for name, cs := range map[string]*corev3.ConfigSource{"lds": b.GetDynamicResources().GetLdsConfig(), "cds": b.GetDynamicResources().GetCdsConfig()} {
+				if cs.GetAds() == nil || cs.GetResourceApiVersion() != corev3.ApiVersion_V3 {
+					t.Errorf("%s_config = %v, want {ads: {}, resource_api_version: V3}", name, cs)
+				}
 			}
 			if got := b.GetAdmin().GetAddress().GetSocketAddress(); got.GetAddress() != "127.0.0.1" || got.GetPortValue() != tc.admin {
 				t.Errorf("admin address %v, want 127.0.0.1:%d", got, tc.admin)
@@ -58,8 +89,40 @@ func TestRender_Success(t *testing.T) {
 	}
 }
 
+func TestRender_Errors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want []string
+	}{
+		{"no service", Options{XDSAddr: "127.0.0.1:18000"}, []string{"service is required"}},
+		{"no address", Options{Service: "payments"}, []string{"xds address is required"}},
+		{"no port", Options{Service: "payments", XDSAddr: "127.0.0.1"}, []string{"is not host:port"}},
+		{"no host", Options{Service: "payments", XDSAddr: ":18000"}, []string{"is not host:port"}},
+		{"bad port", Options{Service: "payments", XDSAddr: "127.0.0.1:http"}, []string{"has no valid port"}},
+		{"port zero", Options{Service: "payments", XDSAddr: "127.0.0.1:0"}, []string{"has no valid port"}},
+		{"port too big", Options{Service: "payments", XDSAddr: "127.0.0.1:70000"}, []string{"has no valid port"}},
+		{"url, not an address", Options{Service: "payments", XDSAddr: "http://cp:18000"}, []string{"is not host:port"}},
+		{"host with a space", Options{Service: "payments", XDSAddr: "control plane:18000"}, []string{"neither an IP address nor a DNS name"}},
+		{"admin port too big", Options{Service: "payments", XDSAddr: "127.0.0.1:18000", AdminPort: 65536}, []string{"admin port 65536"}},
+		{"everything at once", Options{AdminPort: 99999}, []string{"service is required", "admin port 99999", "xds address is required"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := Render(tc.opts)
+			if b != nil || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Render = %v, %v; want nil and ErrInvalid", b, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
 func TestYAMLReadsBackAsTheSameBootstrap(t *testing.T) {
-	b, err := Render(Options{Service: "payments", XDSAddr: "127.0.0.1:18000", Region: "eu-west-1", Zone: "a"})
+	b, err := Render(Options{Service: "payments", XDSAddr: "hopguard:18000", Region: "eu-west-1", Zone: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,41 +130,44 @@ func TestYAMLReadsBackAsTheSameBootstrap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"ads_config:", "cluster_name: hopguard-xds", "cluster: payments"} {
-		if !strings.Contains(string(y), want) {
-			t.Errorf("YAML lacks %q:\n%s", want, y)
-		}
-	}
 	j, err := yaml.YAMLToJSON(y)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var back bootstrapv3.Bootstrap
 	if err := protojson.Unmarshal(j, &back); err != nil {
-		t.Fatalf("the YAML is not a Bootstrap: %v", err)
+		t.Fatalf("the YAML is not a Bootstrap: %v\n%s", err, y)
 	}
-	if !proto.Equal(&back, b) {
-		t.Errorf("read back %v, want %v", &back, b)
+	if err := back.ValidateAll(); err != nil {
+		t.Errorf("read back, ValidateAll: %v", err)
+	}
+	if diff := cmp.Diff(&back, b, protocmp.Transform()); diff != "" {
+		t.Errorf("read back (-got +want):\n%s", diff)
 	}
 }
 
-func TestRender_Errors(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		opts Options
-		want string
-	}{
-		{"no service", Options{XDSAddr: "127.0.0.1:18000"}, "service is required"},
-		{"no address", Options{Service: "payments"}, "xds address is required"},
-		{"no port", Options{Service: "payments", XDSAddr: "127.0.0.1"}, "is not host:port"},
-		{"bad port", Options{Service: "payments", XDSAddr: "127.0.0.1:http"}, "has no valid port"},
-		{"port zero", Options{Service: "payments", XDSAddr: "127.0.0.1:0"}, "has no valid port"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := Render(tc.opts)
-			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("Render: %v, want ErrInvalid containing %q", err, tc.want)
-			}
-		})
+// TestGolden pins the YAML users paste into Envoy. The golden file is also
+// what docs/getting-started-envoy.md shows.
+func TestGolden(t *testing.T) {
+	b, err := Render(Options{Service: "payments", XDSAddr: "127.0.0.1:18000", Region: "eu-west-1", Zone: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := YAML(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "payments.yaml")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./controlplane/bootstrap -update)", err)
+	}
+	if diff := cmp.Diff(string(got), string(want)); diff != "" {
+		t.Errorf("%s differs (-got +want); run go test ./controlplane/bootstrap -update:\n%s", path, diff)
 	}
 }
