@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"slices"
 	"time"
 
 	mutationrulesv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
@@ -45,7 +46,7 @@ func (t *translator) extProcConfig() *extprocv3.ExternalProcessor {
 		},
 		MessageTimeout:    durationpb.New(x.Timeout),
 		MutationRules:     &mutationrulesv3.HeaderMutationRules{AllowEnvoy: wrapperspb.Bool(true)},
-		RequestAttributes: extProcRequestAttributes,
+		RequestAttributes: slices.Clone(extProcRequestAttributes), // each proto owns its slice
 	}
 }
 

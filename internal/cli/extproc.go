@@ -173,7 +173,11 @@ func serveExtProc(ctx context.Context, env Env, g *globalFlags, f *extProcFlags)
 		return fmt.Errorf("extproc: metrics: %w", err)
 	}
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = hs.Serve(mlis) }()
+	go func() {
+		if err := hs.Serve(mlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", zap.Error(err))
+		}
+	}()
 
 	wctx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan error, 1)

@@ -69,17 +69,20 @@ type Dir struct {
 // install is not called, the last good policies stay in force, and LastError
 // reports why until the next valid change.
 func Open(dir string, install func(*policy.Bundle), opts Options) (*Dir, error) {
-	b, err := LoadDir(dir)
-	if err != nil {
-		return nil, err
-	}
 	d := &Dir{dir: dir, install: install, log: opts.Logger}
 	if d.log == nil {
 		d.log = zap.NewNop()
 	}
+	// Watch first, then load: a change made in between is then seen by
+	// the watcher instead of being missed.
 	w, err := watch.New(dir, d.reload, watch.Options{Debounce: opts.Debounce, Logger: d.log})
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
+	}
+	b, err := LoadDir(dir)
+	if err != nil {
+		_ = w.Close()
+		return nil, err
 	}
 	d.w = w
 	install(b)
