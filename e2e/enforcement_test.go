@@ -148,7 +148,7 @@ spec:
   service: payments
   match: {grpcMethod: grpc.testing.TestService/UnaryCall}
   deadline: {default: 2s, max: 4s, minRemaining: 200ms}
-  retry: {authority: none, attempts: 1}
+  retry: {authority: app, attempts: 2}
   sideEffects: true
   idempotency: {require: always}
 `
@@ -211,8 +211,20 @@ func TestEnforcedDeadlineAndIdempotency(t *testing.T) {
 		if err := call(ctx); status.Code(err) != codes.AlreadyExists {
 			t.Errorf("third call with a completed key: got %v, want ALREADY_EXISTS", err)
 		}
-		if got := b.calls.Load() - before; got != 2 {
-			t.Errorf("backend ran %d times, want 2 (the failure and the retry)", got)
+		// The caller resending a failed key is its own retry: within
+		// attempts: 2 above, refused beyond it.
+		b.fail.Store(true)
+		for i, want := range []codes.Code{codes.Unavailable, codes.Unavailable, codes.ResourceExhausted} {
+			ctx, cancel := context.WithTimeout(withKey(context.Background(), "charge-8"), 3*time.Second)
+			err := call(ctx)
+			cancel()
+			if status.Code(err) != want {
+				t.Errorf("attempt %d with a failing key: got %v, want %v", i+1, err, want)
+			}
+		}
+		b.fail.Store(false)
+		if got := b.calls.Load() - before; got != 4 {
+			t.Errorf("backend ran %d times, want 4 (a failure and its retry, then two failing attempts of another key)", got)
 		}
 	})
 

@@ -17,8 +17,8 @@ type attempts struct {
 //   - x-hopguard-attempt is set by the caller's code or library: app.
 //
 // A repeated idempotency key is an app retry too, but whether a key was seen
-// before is the store's knowledge: such requests are handled by the
-// idempotency step (in-flight, completed, reused), not here.
+// before is only known once it is claimed: Decide applies the retry checks
+// to such requests after the idempotency step (see checkRepeatedKey).
 func attemptsOf(f *Facts) attempts {
 	a := attempts{mesh: 1, app: 1}
 	a.mesh = max(a.mesh, f.EnvoyAttemptCount)

@@ -38,6 +38,8 @@ type Engine struct {
 	log     *zap.Logger
 	// duration observes decision times; resolved once.
 	duration prometheus.Observer
+	// released remembers keys whose claims failed, to spot app retries.
+	released *released
 
 	// mu serializes SetBundle; snap is what readers see.
 	mu   sync.Mutex
@@ -89,6 +91,7 @@ func New(opts Options) *Engine {
 		e.store = defaultStore(e.metrics)
 	}
 	e.duration = e.metrics.DecisionDuration()
+	e.released = newReleased()
 	e.snap.Store(&snapshot{routes: map[string]*Route{}, matcher: newMatcher(nil)})
 	return e
 }
@@ -190,6 +193,10 @@ func (e *Engine) Decide(ctx context.Context, r *Route, f *Facts) Decision {
 	}
 	if reason == ReasonNone {
 		reason = e.checkIdempotency(ctx, now, r, f, &d)
+	}
+	if reason == ReasonNone && d.Claim != nil && d.Layer == LayerFirst {
+		// A key that failed before, sent again: the caller is retrying.
+		reason = e.checkRepeatedKey(ctx, now, r, a, &d)
 	}
 
 	switch {

@@ -490,3 +490,53 @@ hopguard_idempotency_expired_total{state="in_flight"} 1
 		t.Error(err)
 	}
 }
+
+func TestRepeatedFailedKeyIsAnAppRetry(t *testing.T) {
+	route := func(auth policy.Authority) policy.Route {
+		return policy.Route{
+			ID: "shop/pay", Service: "s", Match: policy.Match{Path: "/pay"}, SideEffects: true,
+			Deadline: policy.Deadline{Default: time.Second, Max: time.Second, MinRemaining: time.Millisecond},
+			Retry: policy.Retry{Authority: auth, Attempts: 2, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond,
+				MinRemaining: time.Millisecond, BudgetRatio: 1, BudgetMinPerSecond: 100},
+			Idempotency: policy.Idempotency{Require: policy.RequireAlways, Header: "idempotency-key", TTL: time.Hour},
+		}
+	}
+	facts := func(key string) *Facts { return &Facts{Method: "POST", Path: "/pay", HasKey: true, Key: key} }
+	for _, tc := range []struct {
+		name    string
+		auth    policy.Authority
+		outcome Outcome
+		want    []Reason // reasons of the next requests with the key, each failing again
+	}{
+		{"app authority: one retry, then the attempts are spent", policy.AuthorityApp, Outcome{GRPCStatus: 14},
+			[]Reason{ReasonNone, ReasonRetryBudgetExhausted}},
+		{"mesh authority: the caller may not retry", policy.AuthorityMesh, Outcome{GRPCStatus: 14},
+			[]Reason{ReasonRetryNotAuthority}},
+		{"unknown outcome: not known to have failed, not a retry", policy.AuthorityMesh, Outcome{GRPCStatus: -1, Unknown: true},
+			[]Reason{ReasonNone}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := newFakeClock()
+			e := New(Options{Clock: clock})
+			e.SetBundle(&policy.Bundle{Routes: []policy.Route{route(tc.auth)}})
+			r := e.Route("shop/pay")
+			d := e.Decide(context.Background(), r, facts("k"))
+			if d.Reject || d.Claim == nil {
+				t.Fatalf("first request: %+v, want an allowed claim", d)
+			}
+			e.Finish(context.Background(), r, &d, clock.Now(), tc.outcome)
+			for i, want := range tc.want {
+				d := e.Decide(context.Background(), r, facts("k"))
+				if d.Reason != want {
+					t.Fatalf("request %d with the key: reason %v, want %v", i+2, d.Reason, want)
+				}
+				if want == ReasonNone && (d.Layer != LayerApp) != (tc.outcome.Unknown) {
+					t.Errorf("request %d: layer %v", i+2, d.Layer)
+				}
+				if d.Claim != nil {
+					e.Finish(context.Background(), r, &d, clock.Now(), Outcome{GRPCStatus: 14})
+				}
+			}
+		})
+	}
+}

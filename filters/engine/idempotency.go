@@ -76,6 +76,10 @@ func (e *Engine) finishClaim(ctx context.Context, now time.Time, route string, c
 	var err error
 	if out.Aborted || retryableFailure(out) {
 		err = e.store.Release(ctx, c.Scope, c.Token, now)
+		if !out.Unknown {
+			// A known failure: the next request with this key is a retry.
+			e.released.note(c.Scope, now, c.TTL)
+		}
 	} else {
 		err = e.store.Complete(ctx, c.Scope, c.Token,
 			idempotency.Outcome{HTTPStatus: out.HTTPStatus, GRPCStatus: out.GRPCStatus}, now, c.TTL)

@@ -250,10 +250,10 @@ func mustContinue(t *testing.T, resp *extprocv3.ProcessingResponse) *extprocv3.H
 
 // completeGRPC runs one allowed gRPC request with key on a fresh stream
 // through response headers and trailers with grpcStatus.
-func (h *harness) completeGRPC(key, grpcStatus string) {
+func (h *harness) completeGRPC(key, grpcStatus string, extra ...string) {
 	h.t.Helper()
 	s := h.open("x-hopguard-route", routeCharge)
-	mustContinue(h.t, s.exchange(grpcRequest(pathCharge, "idempotency-key", key)))
+	mustContinue(h.t, s.exchange(grpcRequest(pathCharge, append([]string{"idempotency-key", key}, extra...)...)))
 	if s.exchange(responseHeaders(false, ":status", "200")).GetResponseHeaders() == nil {
 		h.t.Fatal("want a response_headers answer")
 	}

@@ -368,8 +368,15 @@ func TestProcess_IdempotencyTransitions(t *testing.T) {
 			tt.respond(t, s)
 			waitState(t, h.store, "key-1", tt.wantState)
 
+			// The next request with the key is the data plane's retry
+			// (x-envoy-attempt-count: 2) on these mesh-authority routes;
+			// the same key sent again without it is the caller's own
+			// retry, which TestProcess_RepeatedKeyIsAnAppRetry covers.
 			next := h.open()
-			resp := next.exchange(tt.req("key-1"))
+			retry := tt.req("key-1")
+			hs := retry.GetRequestHeaders().GetHeaders()
+			hs.Headers = append(hs.Headers, hv("x-envoy-attempt-count", "2"))
+			resp := next.exchange(retry)
 			got := ""
 			if ir := resp.GetImmediateResponse(); ir != nil {
 				got = setHeaders(ir.GetHeaders())["x-hopguard-reason"]
@@ -559,9 +566,14 @@ func TestProcess_IdempotencyWithEngineDefaultStore(t *testing.T) {
 	}
 	req := func(key string) *extprocv3.ProcessingRequest { return grpcRequest(pathCharge, "idempotency-key", key) }
 
-	// UNAVAILABLE releases: the retry with the key passes, then completes.
+	// UNAVAILABLE releases the key. The caller sending it again on its own
+	// is an app retry, refused on this mesh-authority route; the data
+	// plane's retry passes, then completes.
 	h.completeGRPC("d-1", "14")
-	h.completeGRPC("d-1", "0")
+	if got := reason(h.open().exchange(req("d-1"))); got != "retry-not-authority" {
+		t.Errorf("the caller resending a failed key on a mesh route: %q, want retry-not-authority", got)
+	}
+	h.completeGRPC("d-1", "0", "x-envoy-attempt-count", "2")
 	if got := reason(h.open().exchange(req("d-1"))); got != "idempotency-completed" {
 		t.Errorf("after completion: %q, want idempotency-completed", got)
 	}
@@ -574,9 +586,10 @@ func TestProcess_IdempotencyWithEngineDefaultStore(t *testing.T) {
 	// Cancelling the first stream releases the key (asynchronously).
 	first.cancel()
 	deadline := time.Now().Add(5 * time.Second)
+	meshRetry := grpcRequest(pathCharge, "idempotency-key", "d-2", "x-envoy-attempt-count", "2")
 	for {
 		s := h.open()
-		got := reason(s.exchange(req("d-2")))
+		got := reason(s.exchange(meshRetry))
 		if got == "" {
 			s.closeSend()
 			break

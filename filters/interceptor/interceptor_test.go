@@ -169,11 +169,29 @@ func TestUnary_IdempotencyThroughHandlerStatus(t *testing.T) {
 			if s := fx.store.state("i-1"); s != tt.wantState {
 				t.Errorf("state %v, want %v", s, tt.wantState)
 			}
-			got := unary(t, fx, 5*time.Second, &testgrpc.SimpleRequest{}, "idempotency-key", "i-1")
+			// The next call is grpc-go's xDS retry of the first (a mesh
+			// retry, allowed on this route).
+			got := unary(t, fx, 5*time.Second, &testgrpc.SimpleRequest{}, "idempotency-key", "i-1", "grpc-previous-rpc-attempts", "1")
 			if diff := cmp.Diff(got, tt.wantNext); diff != "" {
 				t.Errorf("next call (-got +want):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A key whose call failed, sent again without any retry header, is the
+// caller's own retry: refused on a mesh-authority route before the handler.
+func TestUnary_RepeatedFailedKeyIsAnAppRetry(t *testing.T) {
+	fx := newFixture(t)
+	failing := &testgrpc.SimpleRequest{ResponseStatus: &testgrpc.EchoStatus{Code: int32(codes.Unavailable), Message: "backend"}}
+	unary(t, fx, 5*time.Second, failing, "idempotency-key", "i-2")
+	got := unary(t, fx, 5*time.Second, &testgrpc.SimpleRequest{}, "idempotency-key", "i-2")
+	want := callResult{Code: codes.FailedPrecondition, Message: "retry-not-authority", Reason: "retry-not-authority", Calls: 1}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("the caller resending a failed key (-got +want):\n%s", diff)
+	}
+	if s := fx.store.state("i-2"); s != idempotency.Absent {
+		t.Errorf("state after the refused retry %v, want absent (its claim given back)", s)
 	}
 }
 
