@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -13,15 +12,11 @@ import (
 	"testing"
 	"time"
 
-	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/protobuf/encoding/protojson"
-	"sigs.k8s.io/yaml"
 )
 
 const exampleDir = "../../examples/shop/config"
@@ -248,80 +243,5 @@ func TestExtProcCommandServesPolicies(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("extproc did not stop within 10s")
-	}
-}
-
-func TestBootstrapPrintsAValidEnvoyBootstrap(t *testing.T) {
-	code, out, errOut := run(t, context.Background(), "bootstrap", "--service", "payments", "--xds-addr", "127.0.0.1:18000", "--zone", "a")
-	if code != ExitOK {
-		t.Fatalf("bootstrap: exit %d: %s", code, errOut)
-	}
-	j, err := yaml.YAMLToJSON([]byte(out))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bootstrapv3.Bootstrap
-	if err := protojson.Unmarshal(j, &b); err != nil {
-		t.Fatalf("output is not an Envoy Bootstrap: %v\n%s", err, out)
-	}
-	if err := b.ValidateAll(); err != nil {
-		t.Errorf("ValidateAll: %v", err)
-	}
-	if b.GetNode().GetCluster() != "payments" || b.GetNode().GetLocality().GetZone() != "a" {
-		t.Errorf("node = %v, want cluster payments in zone a", b.GetNode())
-	}
-	if code, _, _ := run(t, context.Background(), "bootstrap", "--service", "payments", "--xds-addr", "nowhere"); code != ExitError {
-		t.Errorf("bootstrap with a bad address: exit %d, want %d", code, ExitError)
-	}
-}
-
-func TestLintExitCodesAndFormats(t *testing.T) {
-	// The bundled example has warnings only: exit 0, findings printed.
-	code, out, errOut := run(t, context.Background(), "lint", exampleDir)
-	if code != ExitOK || !strings.Contains(out, "warning: conflicting-retry-budgets") {
-		t.Fatalf("lint example: exit %d, stdout %q, stderr %q; want 0 with the budget warning", code, out, errOut)
-	}
-	code, out, _ = run(t, context.Background(), "lint", "--format", "json", exampleDir)
-	var findings []map[string]any
-	if err := json.Unmarshal([]byte(out), &findings); err != nil || code != ExitOK || len(findings) == 0 {
-		t.Fatalf("lint --format json: exit %d, %v, %q", code, err, out)
-	}
-
-	// Two hops retrying on one path is an error: exit 1.
-	dir := t.TempDir()
-	mesh := `apiVersion: hopguard.dev/v1alpha1
-kind: Service
-metadata: {name: edge}
-spec: {port: 80, endpoints: [{address: 127.0.0.1:80}], dependsOn: [leaf]}
----
-apiVersion: hopguard.dev/v1alpha1
-kind: Service
-metadata: {name: leaf}
-spec: {port: 81, endpoints: [{address: 127.0.0.1:81}]}
----
-apiVersion: hopguard.dev/v1alpha1
-kind: Service
-metadata: {name: top}
-spec: {port: 82, endpoints: [{address: 127.0.0.1:82}], dependsOn: [edge]}
----
-apiVersion: hopguard.dev/v1alpha1
-kind: RouteBudget
-metadata: {name: e}
-spec: {service: edge, match: {grpcMethod: a.E/E}, retry: {attempts: 3}, sideEffects: false}
----
-apiVersion: hopguard.dev/v1alpha1
-kind: RouteBudget
-metadata: {name: l}
-spec: {service: leaf, match: {grpcMethod: a.L/L}, retry: {attempts: 3}, sideEffects: false}
-`
-	if err := os.WriteFile(filepath.Join(dir, "mesh.yaml"), []byte(mesh), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	code, out, _ = run(t, context.Background(), "lint", dir)
-	if code != ExitFindings || !strings.Contains(out, "error: retry-amplification: top → edge → leaf") {
-		t.Errorf("lint amplifying mesh: exit %d, stdout %q; want 1 with the amplification", code, out)
-	}
-	if code, _, _ := run(t, context.Background(), "lint", "--format", "xml", dir); code != ExitError {
-		t.Errorf("lint --format xml: exit %d, want %d", code, ExitError)
 	}
 }
