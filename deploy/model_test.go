@@ -350,6 +350,8 @@ func observeAll(cp *cpmetrics.ControlPlane, fm *filtermetrics.Filter) {
 	fm.TransitionRejected("absent", "completed")
 	fm.Evicted("in_flight")
 	fm.Expired("in_flight")
+	cp.Quarantined.WithLabelValues("s").Set(1)
+	cp.QuarantineCapped.WithLabelValues("s").Set(1)
 	cp.SetDriftSource(func() []cpmetrics.NodeDrift {
 		return []cpmetrics.NodeDrift{{Node: "n", Service: "s", Region: "r"}}
 	})

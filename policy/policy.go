@@ -54,6 +54,8 @@ type Route struct {
 	Idempotency Idempotency `json:"idempotency"`
 	// DryRun computes and reports decisions without enforcing them.
 	DryRun bool `json:"dryRun"`
+	// Critical routes keep accepting side effects while the mesh is frozen.
+	Critical bool `json:"critical"`
 }
 
 // Match selects requests: one of GRPCMethod (with Method "*" for a whole
@@ -151,6 +153,9 @@ type Mesh struct {
 	PrincipalHeader string `json:"principalHeader"`
 	// DriftQuarantine refuses side effects on drifted policy instead of only alerting.
 	DriftQuarantine bool `json:"driftQuarantine"`
+	// Frozen refuses side effects on routes not marked critical: the
+	// incident switch set by an operator on the control plane.
+	Frozen bool `json:"frozen"`
 }
 
 // Bundle is every compiled route policy plus the mesh settings: what the

@@ -28,6 +28,14 @@ const (
 	ReloadInvalid = "invalid"
 )
 
+// Manual override kinds, the values of hopguard_manual_overrides_total{kind}.
+const (
+	OverridePin      = "pin"
+	OverrideUnpin    = "unpin"
+	OverrideFreeze   = "freeze"
+	OverrideUnfreeze = "unfreeze"
+)
+
 // Resource type label values of the xDS counters. Types outside the four
 // served ones are counted as TypeOther so a client cannot grow the label set.
 const (
@@ -74,6 +82,19 @@ type ControlPlane struct {
 	// distributed is signed, 0 when it is not (the case until a signing key
 	// is configured).
 	SigningEnabled prometheus.Gauge
+	// Quarantined is hopguard_quarantined_endpoints{service}: endpoints of
+	// drifted nodes marked draining in the EDS other nodes receive.
+	Quarantined *prometheus.GaugeVec
+	// QuarantineCapped is hopguard_quarantine_capped_endpoints{service}:
+	// endpoints of drifted nodes left in rotation because draining them
+	// would exceed drift.maxQuarantinePercent.
+	QuarantineCapped *prometheus.GaugeVec
+	// ManualOverrides is hopguard_manual_overrides_total{kind}: pin, unpin,
+	// freeze and unfreeze operations.
+	ManualOverrides *prometheus.CounterVec
+	// BundleGeneration is hopguard_bundle_generation: the generation of the
+	// policy bundle being distributed.
+	BundleGeneration prometheus.Gauge
 
 	// nodes wraps XDSNodes so that a scrape first brings the node states
 	// up to date: a node drifts when time passes, without any event.
@@ -200,6 +221,22 @@ func New(reg prometheus.Registerer, build BuildInfo) (*ControlPlane, error) {
 			Name: "hopguard_signing_enabled",
 			Help: "1 when distributed policy is signed, 0 when it is not.",
 		}),
+		Quarantined: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hopguard_quarantined_endpoints",
+			Help: "Endpoints of drifted nodes marked draining for other nodes' traffic, by service.",
+		}, []string{"service"}),
+		QuarantineCapped: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hopguard_quarantine_capped_endpoints",
+			Help: "Endpoints of drifted nodes left in rotation because of drift.maxQuarantinePercent, by service.",
+		}, []string{"service"}),
+		ManualOverrides: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hopguard_manual_overrides_total",
+			Help: "Manual overrides by kind (pin, unpin, freeze, unfreeze).",
+		}, []string{"kind"}),
+		BundleGeneration: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hopguard_bundle_generation",
+			Help: "Generation of the policy bundle being distributed.",
+		}),
 		nodes: &refreshingCollector{},
 		drift: &driftCollector{desc: prometheus.NewDesc("hopguard_manifest_drift",
 			"1 for a node that does not run the configuration it was sent (it NACKed it, or has not acknowledged it within the drift grace period), else 0.",
@@ -207,7 +244,8 @@ func New(reg prometheus.Registerer, build BuildInfo) (*ControlPlane, error) {
 	}
 	m.nodes.inner = m.XDSNodes
 	var errs []error
-	for _, c := range []prometheus.Collector{m.nodes, m.XDSNacks, m.XDSPushes, m.ConfigReloads, m.ConfigChanges, m.PolicyInfo, m.BuildInfo, m.SigningEnabled, m.drift} {
+	for _, c := range []prometheus.Collector{m.nodes, m.XDSNacks, m.XDSPushes, m.ConfigReloads, m.ConfigChanges, m.PolicyInfo, m.BuildInfo, m.SigningEnabled, m.drift,
+		m.Quarantined, m.QuarantineCapped, m.ManualOverrides, m.BundleGeneration} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}
@@ -226,6 +264,9 @@ func New(reg prometheus.Registerer, build BuildInfo) (*ControlPlane, error) {
 	m.ConfigReloads.WithLabelValues(ReloadInvalid)
 	m.ConfigChanges.WithLabelValues("true")
 	m.ConfigChanges.WithLabelValues("false")
+	for _, k := range []string{OverridePin, OverrideUnpin, OverrideFreeze, OverrideUnfreeze} {
+		m.ManualOverrides.WithLabelValues(k)
+	}
 	m.BuildInfo.WithLabelValues(build.Version, build.Revision, build.GoVersion).Set(1)
 	return m, nil
 }

@@ -89,6 +89,8 @@ func (c callbacks) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) 
 		n.status.Service = ident.key.service
 		n.status.Flavor = flavorName(ident.key.flavor)
 		n.status.Locality = ident.locality
+		n.endpoint = ident.endpoint
+		n.status.Endpoint = ident.endpoint
 		n.status.Connected = true
 		n.streams++
 		st.nodeID = ident.id

@@ -57,6 +57,11 @@ type NodeStatus struct {
 	Flavor string `json:"flavor"`
 	// Locality is the node's reported locality.
 	Locality Locality `json:"locality"`
+	// Endpoint is the endpoint the node serves (metadata
+	// hopguard.dev/endpoint); empty when the node did not say.
+	Endpoint string `json:"endpoint,omitempty"`
+	// Quarantined is true while the node's endpoint is marked draining.
+	Quarantined bool `json:"quarantined,omitempty"`
 	// Connected is true while the node has an open xDS stream.
 	Connected bool `json:"connected"`
 	// State is acked, nacked or pending (see Server.Nodes).
@@ -83,6 +88,7 @@ type identity struct {
 	id       string
 	key      renderKey
 	locality Locality
+	endpoint string
 }
 
 // renderKey names one rendering: nodes with equal keys share a snapshot.
@@ -107,6 +113,7 @@ func identify(n *corev3.Node) (identity, error) {
 		id:       n.GetId(),
 		key:      renderKey{service: n.GetCluster(), flavor: flavor},
 		locality: Locality{Region: loc.GetRegion(), Zone: loc.GetZone(), SubZone: loc.GetSubZone()},
+		endpoint: n.GetMetadata().GetFields()[EndpointMetadataKey].GetStringValue(),
 	}, nil
 }
 
@@ -166,9 +173,10 @@ func metricType(typeURL string) string {
 
 // node is the server's mutable record of one node; guarded by Server.mu.
 type node struct {
-	status  NodeStatus
-	key     renderKey
-	streams int
+	status   NodeStatus
+	key      renderKey
+	endpoint string
+	streams  int
 	// requested, acked and rejected are keyed by type URL. rejected holds
 	// the version of the last NACKed response of the type.
 	requested map[string]bool

@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
@@ -83,6 +84,9 @@ type Server struct {
 	xds         serverv3.Server
 	// endStreams cancels the context the xDS streams run under.
 	endStreams context.CancelFunc
+
+	// quarantine is the served quarantine (nil: none evaluated yet).
+	quarantine atomic.Pointer[quarantineState]
 
 	// updateMu serialises Update so renders can run outside mu.
 	updateMu sync.Mutex
@@ -267,8 +271,11 @@ func (s *Server) Nodes() []NodeStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]NodeStatus, 0, len(s.nodes))
+	q := s.quarantine.Load()
 	for _, n := range s.nodes {
-		out = append(out, n.snapshot(s.now(), s.driftGrace))
+		st := n.snapshot(s.now(), s.driftGrace)
+		st.Quarantined = q != nil && n.endpoint != "" && q.drained[n.endpoint]
+		out = append(out, st)
 	}
 	slices.SortFunc(out, func(a, b NodeStatus) int { return strings.Compare(a.ID, b.ID) })
 	return out
@@ -306,6 +313,9 @@ func (s *Server) renderKey(m *ir.Mesh, k renderKey) (*rendering, error) {
 	}
 	if res == nil {
 		return nil, fmt.Errorf("xds: render %s for service %q: no resources", flavorName(k.flavor), k.service)
+	}
+	if q := s.quarantine.Load(); q != nil && m.Drift.Quarantine {
+		res = applyQuarantine(res, q.drained)
 	}
 	version, err := Version(res)
 	if err != nil {
@@ -354,8 +364,14 @@ func (s *Server) setSnapshotLocked(n *node, r *rendering) error {
 	if err := s.cache.SetSnapshot(context.Background(), n.status.ID, r.snap); err != nil {
 		return fmt.Errorf("xds: set snapshot of node %q: %w", n.status.ID, err)
 	}
+	// A node in sync starts its grace period now; a node already behind
+	// keeps the time it fell behind, or a stream of new versions (e.g. a
+	// quarantine that follows its own drift) would keep it from ever
+	// counting as drifted.
+	if n.status.Expected == "" || n.state() == metrics.StateAcked {
+		n.expectedSince = s.now()
+	}
 	n.status.Expected = r.version
-	n.expectedSince = s.now()
 	s.recountLocked(n)
 	return nil
 }

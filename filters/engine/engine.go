@@ -172,7 +172,8 @@ func (e *Engine) Decide(ctx context.Context, r *Route, f *Facts) Decision {
 	}
 	st := r.state(e.metrics)
 	p := &r.Policy
-	d.Deadline = effectiveDeadline(now, &p.Deadline, e.snap.Load().mesh.ClockSkew, f)
+	mesh := &e.snap.Load().mesh
+	d.Deadline = effectiveDeadline(now, &p.Deadline, mesh.ClockSkew, f)
 	d.Remaining = d.Deadline.Sub(now)
 
 	st.budget.countRequest(now)
@@ -180,12 +181,20 @@ func (e *Engine) Decide(ctx context.Context, r *Route, f *Facts) Decision {
 	if d.Layer != LayerFirst {
 		st.m.retries[d.Layer].Inc()
 	}
-	if f.PolicyDigest != "" && f.PolicyDigest != r.Digest {
+	drifted := f.PolicyDigest != "" && f.PolicyDigest != r.Digest
+	if drifted {
 		st.m.drift.Inc()
 	}
 
 	reason := ReasonNone
 	switch {
+	case p.SideEffects && mesh.Frozen && !p.Critical:
+		reason = ReasonFrozen
+	case p.SideEffects && drifted && mesh.DriftQuarantine:
+		// The data plane runs other policy than the one verified here: a
+		// side effect could be retried or de-duplicated under rules nobody
+		// declared, so it is refused until the node converges.
+		reason = ReasonPolicyDrift
 	case deadlineExhausted(d.Remaining, &p.Deadline):
 		reason = ReasonDeadlineExhausted
 	case d.Attempt > 1:

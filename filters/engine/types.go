@@ -120,6 +120,8 @@ const (
 	ReasonIdempotencyInFlight
 	ReasonIdempotencyCompleted
 	ReasonIdempotencyStoreUnavailable
+	ReasonPolicyDrift
+	ReasonFrozen
 	reasonCount
 )
 
@@ -139,6 +141,12 @@ var reasonInfo = [reasonCount]struct {
 	ReasonIdempotencyInFlight:         {"idempotency-in-flight", 409, 10},
 	ReasonIdempotencyCompleted:        {"idempotency-completed", 409, 6},
 	ReasonIdempotencyStoreUnavailable: {"idempotency-store-unavailable", 503, 14},
+	// A side effect carrying another policy digest than the verified bundle
+	// under drift.action: quarantine. 409/FAILED_PRECONDITION: a retry on
+	// the same drifted node gets the same answer.
+	ReasonPolicyDrift: {"policy-drift", 409, 9},
+	// A side effect on a non-critical route while the mesh is frozen.
+	ReasonFrozen: {"frozen", 409, 9},
 }
 
 // String returns the reason as it appears in x-hopguard-reason and metrics.

@@ -42,10 +42,22 @@ func problemBody(r engine.Reason, status int, routeID string, remaining time.Dur
 		Type:   ProblemTypeBase + r.String(),
 		Title:  problemTitle(r),
 		Status: status,
-		Detail: "route " + strconv.Quote(routeID) + ": " + remaining.Round(time.Millisecond).String() +
+		Detail: "route " + strconv.Quote(routeID) + ": " + explanation(r) + remaining.Round(time.Millisecond).String() +
 			" of deadline remaining at attempt " + strconv.Itoa(max(attempt, 1)),
 	}
 	// Marshal cannot fail: Problem holds only strings and an int.
 	b, _ := json.Marshal(p)
 	return b
+}
+
+// explanation is a sentence for reasons whose name alone does not say what
+// the caller should do; it ends with "; " so the remaining detail follows.
+func explanation(r engine.Reason) string {
+	switch r {
+	case engine.ReasonFrozen:
+		return "the mesh is frozen by an operator, only routes marked critical accept side effects; "
+	case engine.ReasonPolicyDrift:
+		return "the data plane runs another policy than the verified one (drift quarantine), side effects are refused until it converges; "
+	}
+	return ""
 }

@@ -36,6 +36,8 @@ var statusTable = map[string]struct {
 	"idempotency-in-flight":         {409, 10},
 	"idempotency-completed":         {409, 6},
 	"idempotency-store-unavailable": {503, 14},
+	"policy-drift":                  {409, 9},
+	"frozen":                        {409, 9},
 }
 
 // rejectionCase provokes one rejection reason.
@@ -49,6 +51,8 @@ type rejectionCase struct {
 	// path and kv are the rejected request's path and extra headers.
 	path string
 	kv   []string
+	// meta is extra stream metadata (what the route configuration sends).
+	meta []string
 }
 
 func rejectionCases() []rejectionCase {
@@ -86,6 +90,15 @@ func rejectionCases() []rejectionCase {
 			prelude: func(h *harness) { h.completeGRPC("k", "0") },
 		},
 		{reason: "idempotency-store-unavailable", down: true, path: pathCharge, kv: []string{"idempotency-key", "k"}},
+		{
+			reason: "policy-drift", path: pathCharge, kv: []string{"idempotency-key", "k"},
+			meta: []string{"x-hopguard-policy", "0123456789abcdef"},
+			mod: func(b *policy.Bundle) { b.Mesh.DriftQuarantine = true },
+		},
+		{
+			reason: "frozen", path: pathCharge, kv: []string{"idempotency-key", "k"},
+			mod: func(b *policy.Bundle) { b.Mesh.Frozen = true },
+		},
 	}
 }
 
@@ -118,7 +131,7 @@ func TestProcess_RejectionsGRPC(t *testing.T) {
 	for _, c := range rejectionCases() {
 		t.Run(c.reason, func(t *testing.T) {
 			h := c.harness(t)
-			s := h.open("x-hopguard-route", "", "x-hopguard-side", "inbound")
+			s := h.open(append([]string{"x-hopguard-route", "", "x-hopguard-side", "inbound"}, c.meta...)...)
 			ir := immediateOf(t, s.exchange(grpcRequest(c.path, c.kv...)))
 			s.waitEnd()
 			type answer struct {
@@ -143,7 +156,7 @@ func TestProcess_RejectionsHTTP(t *testing.T) {
 	for _, c := range rejectionCases() {
 		t.Run(c.reason, func(t *testing.T) {
 			h := c.harness(t)
-			s := h.open()
+			s := h.open(c.meta...)
 			ir := immediateOf(t, s.exchange(envoyRequest("POST", c.path, "application/json", c.kv...)))
 			s.waitEnd()
 			if got, want := int(ir.GetStatus().GetCode()), statusTable[c.reason].http; got != want {

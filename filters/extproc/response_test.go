@@ -101,6 +101,7 @@ func TestRejectResponse_GRPC(t *testing.T) {
 		engine.ReasonRetryNotAuthority: 9, engine.ReasonRetryBudgetExhausted: 8,
 		engine.ReasonIdempotencyKeyMissing: 3, engine.ReasonIdempotencyKeyInvalid: 3, engine.ReasonIdempotencyKeyReused: 3,
 		engine.ReasonIdempotencyInFlight: 10, engine.ReasonIdempotencyCompleted: 6, engine.ReasonIdempotencyStoreUnavailable: 14,
+		engine.ReasonPolicyDrift: 9, engine.ReasonFrozen: 9,
 	}
 	for _, r := range engine.Reasons() {
 		t.Run(r.String(), func(t *testing.T) {
@@ -125,12 +126,20 @@ func TestRejectResponse_GRPC(t *testing.T) {
 	}
 }
 
+// wantExplanation is the sentence a rejection's detail starts with, for
+// the reasons whose name does not say what to do.
+var wantExplanation = map[engine.Reason]string{
+	engine.ReasonFrozen:      "the mesh is frozen by an operator, only routes marked critical accept side effects; ",
+	engine.ReasonPolicyDrift: "the data plane runs another policy than the verified one (drift quarantine), side effects are refused until it converges; ",
+}
+
 func TestRejectResponse_HTTP(t *testing.T) {
 	want := map[engine.Reason]int{
 		engine.ReasonDeadlineExhausted: 504, engine.ReasonRetryDeadlineInsufficient: 504,
 		engine.ReasonRetryNotAuthority: 409, engine.ReasonRetryBudgetExhausted: 429,
 		engine.ReasonIdempotencyKeyMissing: 400, engine.ReasonIdempotencyKeyInvalid: 400, engine.ReasonIdempotencyKeyReused: 422,
 		engine.ReasonIdempotencyInFlight: 409, engine.ReasonIdempotencyCompleted: 409, engine.ReasonIdempotencyStoreUnavailable: 503,
+		engine.ReasonPolicyDrift: 409, engine.ReasonFrozen: 409,
 	}
 	for _, r := range engine.Reasons() {
 		t.Run(r.String(), func(t *testing.T) {
@@ -153,7 +162,7 @@ func TestRejectResponse_HTTP(t *testing.T) {
 				"type":   "https://hopguard.dev/problems/" + r.String(),
 				"title":  problemTitle(r),
 				"status": float64(want[r]),
-				"detail": `route "shop/orders-http": 12ms of deadline remaining at attempt 2`,
+				"detail": `route "shop/orders-http": ` + wantExplanation[r] + `12ms of deadline remaining at attempt 2`,
 			}
 			if diff := cmp.Diff(got, wantBody); diff != "" {
 				t.Errorf("problem body (-got +want):\n%s", diff)

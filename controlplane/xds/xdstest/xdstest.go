@@ -126,6 +126,8 @@ type Response struct {
 	Nonce   string
 	// Names are the names of the resources in the response.
 	Names []string
+	// Resources are the response's resources as sent.
+	Resources []*anypb.Any
 }
 
 // Client is a raw ADS client: it subscribes to types and answers every
@@ -190,7 +192,7 @@ func (c *Client) recvLoop() {
 			c.mu.Unlock()
 			return
 		}
-		r := Response{TypeURL: resp.GetTypeUrl(), Version: resp.GetVersionInfo(), Nonce: resp.GetNonce()}
+		r := Response{TypeURL: resp.GetTypeUrl(), Version: resp.GetVersionInfo(), Nonce: resp.GetNonce(), Resources: resp.GetResources()}
 		for _, a := range resp.GetResources() {
 			r.Names = append(r.Names, resourceName(a))
 		}

@@ -1,0 +1,135 @@
+// Package bundles distributes signed policy bundles to ext_proc servers
+// over a server-streaming gRPC method, hopguard.bundles.v1.Bundles/Watch,
+// served beside xDS on the control plane's gRPC port.
+//
+// The request is a google.protobuf.StringValue naming the subscriber (for
+// logs only); every response is a google.protobuf.BytesValue holding one
+// bundle in its JSON encoding (policy/bundle.Marshal). A subscriber gets the
+// current bundle at once, then every newer one; it verifies each itself, so
+// the transport needs no trust beyond availability.
+package bundles
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// ServiceName is the gRPC service name.
+const ServiceName = "hopguard.bundles.v1.Bundles"
+
+// WatchMethod is the full method name of the subscription.
+const WatchMethod = "/" + ServiceName + "/Watch"
+
+// Publisher holds the current bundle and hands it to every subscriber. It
+// is safe for concurrent use; the zero value is not usable (use New).
+type Publisher struct {
+	log *zap.Logger
+
+	mu      sync.Mutex
+	current []byte
+	// changed is closed and replaced on every Publish.
+	changed chan struct{}
+	// subscribers counts open Watch streams.
+	subscribers int
+}
+
+// New returns a Publisher with no bundle: subscribers wait for the first.
+func New(log *zap.Logger) *Publisher {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Publisher{log: log, changed: make(chan struct{})}
+}
+
+// Publish makes raw (a marshalled bundle) the current bundle and wakes
+// every subscriber. raw must not be modified afterwards.
+func (p *Publisher) Publish(raw []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.current = raw
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// Current returns the current bundle (nil before the first Publish).
+func (p *Publisher) Current() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.current
+}
+
+// Subscribers returns the number of open Watch streams.
+func (p *Publisher) Subscribers() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.subscribers
+}
+
+// Register serves the Watch method on g.
+func (p *Publisher) Register(g *grpc.Server) {
+	g.RegisterService(&serviceDesc, p)
+}
+
+// watchServer is the handler type the service descriptor names; Publisher
+// is the only implementation.
+type watchServer interface {
+	watch(grpc.ServerStream) error
+}
+
+var serviceDesc = grpc.ServiceDesc{
+	ServiceName: ServiceName,
+	HandlerType: (*watchServer)(nil),
+	Streams: []grpc.StreamDesc{{
+		StreamName:    "Watch",
+		ServerStreams: true,
+		Handler: func(srv any, stream grpc.ServerStream) error {
+			return srv.(watchServer).watch(stream)
+		},
+	}},
+	Metadata: "hopguard/bundles/v1",
+}
+
+func (p *Publisher) watch(stream grpc.ServerStream) error {
+	var req wrapperspb.StringValue
+	if err := stream.RecvMsg(&req); err != nil {
+		return fmt.Errorf("bundles: read subscription: %w", err)
+	}
+	p.mu.Lock()
+	p.subscribers++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.subscribers--
+		p.mu.Unlock()
+	}()
+	p.log.Info("bundle subscriber connected", zap.String("subscriber", req.GetValue()))
+	ctx := stream.Context()
+	var sent []byte
+	for {
+		p.mu.Lock()
+		cur, changed := p.current, p.changed
+		p.mu.Unlock()
+		if cur != nil && !bytes.Equal(cur, sent) {
+			if err := stream.SendMsg(wrapperspb.Bytes(cur)); err != nil {
+				return fmt.Errorf("bundles: send: %w", err)
+			}
+			sent = cur
+		}
+		select {
+		case <-ctx.Done():
+			p.log.Info("bundle subscriber left", zap.String("subscriber", req.GetValue()))
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return nil
+			}
+			return ctx.Err()
+		case <-changed:
+		}
+	}
+}
