@@ -93,7 +93,7 @@ func rejectionCases() []rejectionCase {
 		{
 			reason: "policy-drift", path: pathCharge, kv: []string{"idempotency-key", "k"},
 			meta: []string{"x-hopguard-policy", "0123456789abcdef"},
-			mod: func(b *policy.Bundle) { b.Mesh.DriftQuarantine = true },
+			mod:  func(b *policy.Bundle) { b.Mesh.DriftQuarantine = true },
 		},
 		{
 			reason: "frozen", path: pathCharge, kv: []string{"idempotency-key", "k"},
