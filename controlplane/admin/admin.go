@@ -75,6 +75,7 @@ type Readiness struct {
 //	GET /metrics  Prometheus exposition of src.Gatherer()
 //	GET /config   JSON ConfigStatus
 //	GET /nodes    JSON list of xds.NodeStatus
+//	GET /nodes/summary  JSON list of xds.LocalitySummary (connected nodes by region and zone)
 func Handler(src Source) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -102,6 +103,9 @@ func Handler(src Source) http.Handler {
 			nodes = []xds.NodeStatus{}
 		}
 		writeJSON(w, http.StatusOK, nodes)
+	})
+	mux.HandleFunc("GET /nodes/summary", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, xds.Summarize(src.Nodes()))
 	})
 	return mux
 }
