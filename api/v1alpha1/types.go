@@ -146,6 +146,10 @@ type RouteBudgetSpec struct {
 	// gRPC methods and for paths whose methods include POST or PATCH (or are
 	// unrestricted), false otherwise.
 	SideEffects *bool `yaml:"sideEffects,omitempty" json:"sideEffects,omitempty"`
+	// Critical routes keep accepting side effects while an operator has
+	// frozen the mesh (hopguard freeze); every other route's side effects
+	// are refused with reason frozen. Default false.
+	Critical bool `yaml:"critical,omitempty" json:"critical,omitempty"`
 	// Idempotency governs the Idempotency-Key header.
 	Idempotency Idempotency `yaml:"idempotency,omitempty" json:"idempotency,omitempty"`
 	// Mode is enforce (default) or dry-run.

@@ -307,6 +307,7 @@ func buildRoute(rb *v1alpha1.RouteBudget, grpc bool) (*Route, error) {
 	} else {
 		p.SideEffects = *spec.SideEffects
 	}
+	p.Critical = spec.Critical
 	switch spec.Mode {
 	case v1alpha1.ModeEnforce, v1alpha1.ModeDryRun:
 	default:
