@@ -343,6 +343,8 @@ func observeAll(cp *cpmetrics.ControlPlane, fm *filtermetrics.Filter) {
 	fm.DeadlineRemaining("r").Observe(0.1)
 	fm.RetryAttempts("r", "mesh").Inc()
 	fm.PolicyDrift("r").Inc()
+	fm.StoreErrors("r", "claim", "rejected").Inc()
+	fm.StoreDuration("claim").Observe(1e-4)
 	fm.Completions("r", filtermetrics.OutcomeWithinDeadline).Inc()
 	fm.HeaderParseError("grpc-timeout")
 	fm.RecordState("in_flight", 1)

@@ -50,7 +50,8 @@ func DefaultRetryOn(p Protocol) []string {
 // whose methods are empty or include POST or PATCH, false otherwise;
 // idempotency.require retries when sideEffects, else never;
 // idempotency.header Idempotency-Key; idempotency.ttl 24h;
-// idempotency.onDuplicate reject; mode enforce.
+// idempotency.onDuplicate reject; idempotency.onStoreFailure closed when
+// sideEffects, else open; mode enforce.
 //
 // MeshConfig: when cfg.Mesh is nil, a MeshConfig named "default" is created.
 // clockSkew 10ms; principalHeader x-forwarded-client-cert; drift.action alert;
@@ -139,6 +140,12 @@ func defaultRouteBudget(s *RouteBudgetSpec, p Protocol) {
 	setIfZero(&s.Idempotency.Header, DefaultIdempotencyHeader)
 	setIfZero(&s.Idempotency.TTL, DefaultIdempotencyTTL)
 	setIfZero(&s.Idempotency.OnDuplicate, DuplicateReject)
+	if s.Idempotency.OnStoreFailure == "" {
+		s.Idempotency.OnStoreFailure = StoreFailureOpen
+		if *s.SideEffects {
+			s.Idempotency.OnStoreFailure = StoreFailureClosed
+		}
+	}
 	setIfZero(&s.Mode, ModeEnforce)
 }
 

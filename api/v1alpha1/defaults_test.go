@@ -23,6 +23,10 @@ func TestSetDefaults(t *testing.T) {
 	}
 	// route returns a fully defaulted spec for a route on a gRPC service.
 	route := func(m Match, sideEffects bool, require IdempotencyRequire) RouteBudgetSpec {
+		onStoreFailure := StoreFailureOpen
+		if sideEffects {
+			onStoreFailure = StoreFailureClosed
+		}
 		return RouteBudgetSpec{
 			Service:  "s",
 			Match:    m,
@@ -36,7 +40,7 @@ func TestSetDefaults(t *testing.T) {
 				Budget:       Budget{Ratio: new(0.2), MinPerSecond: new(5)},
 			},
 			SideEffects: new(sideEffects),
-			Idempotency: Idempotency{Require: require, Header: "Idempotency-Key", TTL: Duration(24 * time.Hour), OnDuplicate: DuplicateReject},
+			Idempotency: Idempotency{Require: require, Header: "Idempotency-Key", TTL: Duration(24 * time.Hour), OnDuplicate: DuplicateReject, OnStoreFailure: onStoreFailure},
 			Mode:        ModeEnforce,
 		}
 	}

@@ -261,6 +261,19 @@ const (
 	DuplicateReplay OnDuplicate = "replay"
 )
 
+// StoreFailure says what a request gets when the idempotency store cannot
+// answer (down, slow, unreachable).
+type StoreFailure string
+
+// Store failure handling.
+const (
+	// StoreFailureClosed rejects the request: a duplicate cannot be told
+	// apart, so a side effect is not risked twice.
+	StoreFailureClosed StoreFailure = "closed"
+	// StoreFailureOpen lets the request through without de-duplication.
+	StoreFailureOpen StoreFailure = "open"
+)
+
 // Idempotency governs Idempotency-Key handling on a route.
 type Idempotency struct {
 	// Require is always, retries or never. Default: retries when the route has
@@ -272,6 +285,10 @@ type Idempotency struct {
 	TTL Duration `yaml:"ttl,omitempty" json:"ttl,omitempty"`
 	// OnDuplicate is reject (default) or replay.
 	OnDuplicate OnDuplicate `yaml:"onDuplicate,omitempty" json:"onDuplicate,omitempty"`
+	// OnStoreFailure is closed or open: what a request that needs the
+	// idempotency store gets when the store cannot answer. Default: closed
+	// when the route has side effects, open otherwise.
+	OnStoreFailure StoreFailure `yaml:"onStoreFailure,omitempty" json:"onStoreFailure,omitempty"`
 }
 
 // Mode is enforce or dry-run.

@@ -442,6 +442,11 @@ func (v *validator) idempotency(d docRef, sp RouteBudgetSpec) {
 	default:
 		v.errorf(d, "spec.idempotency.onDuplicate", "unknown value %q (want reject or replay)", id.OnDuplicate)
 	}
+	switch id.OnStoreFailure {
+	case StoreFailureClosed, StoreFailureOpen:
+	default:
+		v.errorf(d, "spec.idempotency.onStoreFailure", "unknown value %q (want closed or open)", id.OnStoreFailure)
+	}
 	if !tokenRE.MatchString(id.Header) {
 		v.errorf(d, "spec.idempotency.header", "invalid header name %q (want an HTTP token)", id.Header)
 	}

@@ -256,7 +256,7 @@ spec:
 spec:
   service: s
   match: {grpcMethod: a.B/D}
-  idempotency: {require: sometimes}
+  idempotency: {require: sometimes, onStoreFailure: half}
 `,
 			want: []string{
 				`f.yaml:8:26: spec.idempotency.require: a route with side effects and retries (attempts 3) must require an idempotency key (always or retries), or set sideEffects: false or attempts: 1`,
@@ -265,6 +265,7 @@ spec:
 				`f.yaml:8:81: spec.idempotency.ttl: must be greater than 0 (omit the field for the default)`,
 				`f.yaml:9:9: spec.mode: unknown mode "audit" (want enforce or dry-run)`,
 				`f.yaml:17:26: spec.idempotency.require: unknown value "sometimes" (want always, retries or never)`,
+				`f.yaml:17:53: spec.idempotency.onStoreFailure: unknown value "half" (want closed or open)`,
 			},
 		},
 		{

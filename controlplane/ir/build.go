@@ -284,6 +284,9 @@ func buildRoute(rb *v1alpha1.RouteBudget, grpc bool) (*Route, error) {
 			Header:  strings.ToLower(spec.Idempotency.Header),
 			TTL:     spec.Idempotency.TTL.D(),
 			Replay:  spec.Idempotency.OnDuplicate == v1alpha1.DuplicateReplay,
+			// Copied as written; an empty value (a spec not defaulted) keeps
+			// the engine's rule: closed for side effects, open otherwise.
+			OnStoreFailure: policy.StoreFailure(spec.Idempotency.OnStoreFailure),
 		},
 		DryRun: spec.Mode == v1alpha1.ModeDryRun,
 	}
@@ -312,6 +315,11 @@ func buildRoute(rb *v1alpha1.RouteBudget, grpc bool) (*Route, error) {
 	case v1alpha1.ModeEnforce, v1alpha1.ModeDryRun:
 	default:
 		bad(fmt.Errorf("unknown mode %q", spec.Mode))
+	}
+	switch spec.Idempotency.OnStoreFailure {
+	case "", v1alpha1.StoreFailureClosed, v1alpha1.StoreFailureOpen:
+	default:
+		bad(fmt.Errorf("unknown onStoreFailure %q", spec.Idempotency.OnStoreFailure))
 	}
 	switch spec.Idempotency.OnDuplicate {
 	case v1alpha1.DuplicateReject, v1alpha1.DuplicateReplay:

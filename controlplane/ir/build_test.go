@@ -53,7 +53,8 @@ func defaultRoute(id, service string, m policy.Match) policy.Route {
 			MinRemainingAuto: true, BudgetRatio: 0.2, BudgetMinPerSecond: 5,
 		},
 		SideEffects: true,
-		Idempotency: policy.Idempotency{Require: policy.RequireRetries, Header: "idempotency-key", TTL: 24 * time.Hour},
+		Idempotency: policy.Idempotency{Require: policy.RequireRetries, Header: "idempotency-key", TTL: 24 * time.Hour,
+			OnStoreFailure: policy.StoreFailureClosed},
 	}
 }
 
@@ -121,7 +122,8 @@ func TestBuild_Success(t *testing.T) {
 				charge.Retry.Authority, charge.Retry.Attempts = policy.AuthorityApp, 3
 				charge.Retry.On = []string{"unavailable", "503"}
 				charge.Retry.PerTryTimeout = 200 * time.Millisecond
-				charge.Idempotency = policy.Idempotency{Require: policy.RequireAlways, Header: "x-request-key", TTL: 24 * time.Hour, Replay: true}
+				charge.Idempotency = policy.Idempotency{Require: policy.RequireAlways, Header: "x-request-key", TTL: 24 * time.Hour, Replay: true,
+					OnStoreFailure: policy.StoreFailureClosed}
 				charge.DryRun = true
 				return defaultMesh(&Service{
 					Name: "payments", Namespace: "shop", GRPC: true, Port: 9000,

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hopguard/hopguard/filters/idempotency"
+	"github.com/hopguard/hopguard/filters/metrics"
 	"github.com/hopguard/hopguard/policy"
 )
 
@@ -42,14 +43,18 @@ func (e *Engine) checkIdempotency(ctx context.Context, now time.Time, r *Route, 
 	if fp == 0 {
 		fp = idempotency.Fingerprint(f.Method, f.Path)
 	}
+	start := time.Now()
 	res, err := e.store.Claim(ctx, scope, fp, now, max(d.Remaining, 0)+inFlightGrace)
+	e.metrics.StoreDuration("claim").Observe(time.Since(start).Seconds())
 	if err != nil {
-		e.storeError(p.ID, "claim", err)
-		// Side effects fail closed: without the store a duplicate cannot be
-		// told apart. Other routes only de-duplicate opportunistically.
-		if p.SideEffects {
+		// The route says (by default: side effects fail closed, since without
+		// the store a duplicate cannot be told apart; other routes only
+		// de-duplicate opportunistically and fail open).
+		if p.Idempotency.FailClosed(p.SideEffects) {
+			e.storeFailed(p.ID, "claim", storeActionRejected, err)
 			return ReasonIdempotencyStoreUnavailable
 		}
+		e.storeFailed(p.ID, "claim", storeActionAllowed, err)
 		return ReasonNone
 	}
 	if res.Claimed {
@@ -74,7 +79,10 @@ func (e *Engine) checkIdempotency(ctx context.Context, now time.Time, r *Route, 
 // is the final answer to the key and is kept for the claim's TTL.
 func (e *Engine) finishClaim(ctx context.Context, now time.Time, route string, c *Claim, out *Outcome) {
 	var err error
+	op := "complete"
+	start := time.Now()
 	if out.Aborted || retryableFailure(out) {
+		op = "release"
 		err = e.store.Release(ctx, c.Scope, c.Token, now)
 		if !out.Unknown {
 			// A known failure: the next request with this key is a retry.
@@ -84,11 +92,8 @@ func (e *Engine) finishClaim(ctx context.Context, now time.Time, route string, c
 		err = e.store.Complete(ctx, c.Scope, c.Token,
 			idempotency.Outcome{HTTPStatus: out.HTTPStatus, GRPCStatus: out.GRPCStatus}, now, c.TTL)
 	}
+	e.metrics.StoreDuration(op).Observe(time.Since(start).Seconds())
 	if err != nil {
-		op := "complete"
-		if out.Aborted || retryableFailure(out) {
-			op = "release"
-		}
 		e.storeError(route, op, err)
 	}
 }
@@ -115,9 +120,29 @@ func retryableFailure(out *Outcome) bool {
 	return false
 }
 
+// What a failed store call did to the request (the action label of
+// hopguard_idempotency_store_errors_total).
+const (
+	storeActionRejected = metrics.StoreActionRejected
+	storeActionAllowed  = metrics.StoreActionAllowed
+	storeActionIgnored  = metrics.StoreActionIgnored
+)
+
+// storeError reports a failed complete or release (op), which no longer
+// changes the request's fate: the record expires by itself.
 func (e *Engine) storeError(route, op string, err error) {
+	e.storeFailed(route, op, storeActionIgnored, err)
+}
+
+// storeFailed logs a failed store call and counts it, unless it is an
+// illegal transition (a late complete of an expired claim, say), which the
+// store's Observer already counts as a rejected transition.
+func (e *Engine) storeFailed(route, op, action string, err error) {
+	if !errors.Is(err, idempotency.ErrIllegalTransition) {
+		e.metrics.StoreErrors(route, op, action).Inc()
+	}
 	if ce := e.log.Check(zap.WarnLevel, "engine: idempotency store failed"); ce != nil {
-		ce.Write(zap.String("route", route), zap.String("op", op), zap.Error(err),
+		ce.Write(zap.String("route", route), zap.String("op", op), zap.String("action", action), zap.Error(err),
 			zap.Bool("unavailable", errors.Is(err, idempotency.ErrUnavailable)))
 	}
 }

@@ -29,6 +29,18 @@ const (
 	OutcomeFailed         = "failed"
 )
 
+// Label values of hopguard_idempotency_store_errors_total's action label:
+// what the failed store call did to the request.
+const (
+	// StoreActionRejected: a claim failed and the route fails closed.
+	StoreActionRejected = "rejected"
+	// StoreActionAllowed: a claim failed and the route fails open.
+	StoreActionAllowed = "allowed"
+	// StoreActionIgnored: a complete or release failed after the request
+	// was decided; the record expires by itself.
+	StoreActionIgnored = "ignored"
+)
+
 // ErrRegister is wrapped by New when a collector cannot be registered.
 var ErrRegister = errors.New("metrics: register")
 
@@ -48,6 +60,11 @@ type Filter struct {
 	parseErrors *prometheus.CounterVec
 	drift       *prometheus.CounterVec
 	completions *prometheus.CounterVec
+	storeErrors *prometheus.CounterVec
+	storeTime   *prometheus.HistogramVec
+	// storeOps holds storeTime's claim, complete and release series,
+	// resolved once: they are observed on every keyed request.
+	storeOps map[string]prometheus.Observer
 }
 
 // New returns the filter metrics registered with reg. It fails (wrapping
@@ -124,6 +141,19 @@ func newFilter() *Filter {
 			Name: "hopguard_completions_total",
 			Help: "Allowed requests by how they ended: within_deadline, late or failed.",
 		}, []string{"route", "outcome"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hopguard_idempotency_store_errors_total",
+			Help: "Idempotency store calls that failed (store down, slow or refusing), by route, op (claim, complete, release) and action (rejected, allowed, ignored).",
+		}, []string{"route", "op", "action"}),
+		storeTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "hopguard_idempotency_store_duration_seconds",
+			Help:    "Latency of idempotency store calls by op (claim, complete, release), failed ones included.",
+			Buckets: []float64{1e-6, 1e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25},
+		}, []string{"op"}),
+	}
+	f.storeOps = map[string]prometheus.Observer{}
+	for _, op := range []string{"claim", "complete", "release"} {
+		f.storeOps[op] = f.storeTime.WithLabelValues(op)
 	}
 	// Series a dashboard shows as 0 rather than "no data" before anything happens.
 	for _, state := range []string{"in_flight", "completed"} {
@@ -138,6 +168,7 @@ func (f *Filter) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		f.decisions, f.duration, f.remaining, f.attempts, f.records, f.transitions,
 		f.rejections, f.evictions, f.expired, f.parseErrors, f.drift, f.completions,
+		f.storeErrors, f.storeTime,
 	}
 }
 
@@ -201,6 +232,29 @@ func (f *Filter) Completions(route, outcome string) prometheus.Counter {
 	return f.completions.WithLabelValues(route, outcome)
 }
 
+// StoreErrors returns the store-failure counter of one (route, op, action)
+// series: op is claim, complete or release, action one of the
+// StoreAction constants.
+func (f *Filter) StoreErrors(route, op, action string) prometheus.Counter {
+	if f == nil {
+		return unregistered()
+	}
+	return f.storeErrors.WithLabelValues(route, op, action)
+}
+
+// StoreDuration returns the store-latency histogram (seconds) of op
+// (claim, complete or release). Those three are resolved in advance, so
+// calling it per request does not allocate.
+func (f *Filter) StoreDuration(op string) prometheus.Observer {
+	if f == nil {
+		return nopObserver{}
+	}
+	if o, ok := f.storeOps[op]; ok {
+		return o
+	}
+	return f.storeTime.WithLabelValues(op)
+}
+
 // ForgetRoute deletes every series labelled with route, for routes that left
 // the installed bundle.
 func (f *Filter) ForgetRoute(route string) {
@@ -213,6 +267,7 @@ func (f *Filter) ForgetRoute(route string) {
 	f.attempts.DeletePartialMatch(l)
 	f.drift.DeletePartialMatch(l)
 	f.completions.DeletePartialMatch(l)
+	f.storeErrors.DeletePartialMatch(l)
 }
 
 // Expired counts one record of state (label value) that reached its expiry.

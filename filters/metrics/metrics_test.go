@@ -29,6 +29,8 @@ func TestNew_Success(t *testing.T) {
 	f.HeaderParseError("grpc-timeout")
 	f.PolicyDrift("shop/a").Inc()
 	f.Completions("shop/a", OutcomeLate).Inc()
+	f.StoreErrors("shop/a", "claim", StoreActionRejected).Inc()
+	f.StoreDuration("claim").Observe(3e-4)
 
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -47,6 +49,8 @@ func TestNew_Success(t *testing.T) {
 		"hopguard_idempotency_evictions_total",
 		"hopguard_idempotency_expired_total",
 		"hopguard_idempotency_records",
+		"hopguard_idempotency_store_duration_seconds",
+		"hopguard_idempotency_store_errors_total",
 		"hopguard_idempotency_transition_rejections_total",
 		"hopguard_idempotency_transitions_total",
 		"hopguard_policy_drift_total",
@@ -67,9 +71,13 @@ hopguard_decisions_total{decision="allow",reason="",route="shop/a",side="inbound
 # HELP hopguard_idempotency_transition_rejections_total Idempotency record transitions refused as illegal.
 # TYPE hopguard_idempotency_transition_rejections_total counter
 hopguard_idempotency_transition_rejections_total{from="completed",to="in_flight"} 1
+# HELP hopguard_idempotency_store_errors_total Idempotency store calls that failed (store down, slow or refusing), by route, op (claim, complete, release) and action (rejected, allowed, ignored).
+# TYPE hopguard_idempotency_store_errors_total counter
+hopguard_idempotency_store_errors_total{action="rejected",op="claim",route="shop/a"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected),
-		"hopguard_idempotency_records", "hopguard_decisions_total", "hopguard_idempotency_transition_rejections_total"); err != nil {
+		"hopguard_idempotency_records", "hopguard_decisions_total", "hopguard_idempotency_transition_rejections_total",
+		"hopguard_idempotency_store_errors_total"); err != nil {
 		t.Error(err)
 	}
 }
@@ -85,6 +93,13 @@ func TestNew_Errors(t *testing.T) {
 	}
 }
 
+func TestStoreDuration_DoesNotAllocate(t *testing.T) {
+	f := Discard()
+	if n := testing.AllocsPerRun(100, func() { f.StoreDuration("claim").Observe(1e-4) }); n != 0 {
+		t.Errorf("StoreDuration(claim).Observe allocates %v times, want 0", n)
+	}
+}
+
 func TestForgetRoute(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	f, err := New(reg)
@@ -94,10 +109,11 @@ func TestForgetRoute(t *testing.T) {
 	for _, r := range []string{"shop/a", "shop/b"} {
 		f.Decisions(r, "inbound", DecisionAllow, "").Inc()
 		f.Completions(r, OutcomeFailed).Inc()
+		f.StoreErrors(r, "claim", StoreActionAllowed).Inc()
 	}
 	f.ForgetRoute("shop/a")
-	if n := testutil.CollectAndCount(reg, "hopguard_decisions_total", "hopguard_completions_total"); n != 2 {
-		t.Errorf("series after ForgetRoute = %d, want 2 (shop/b only)", n)
+	if n := testutil.CollectAndCount(reg, "hopguard_decisions_total", "hopguard_completions_total", "hopguard_idempotency_store_errors_total"); n != 3 {
+		t.Errorf("series after ForgetRoute = %d, want 3 (shop/b only)", n)
 	}
 }
 
@@ -116,6 +132,8 @@ func TestNilFilterDiscards(t *testing.T) {
 	f.Transition("in_flight", "completed")
 	f.TransitionRejected("absent", "completed")
 	f.Evicted("completed")
+	f.StoreErrors("r", "release", StoreActionIgnored).Inc()
+	f.StoreDuration("release").Observe(1)
 	if got := testutil.ToFloat64(Discard().Decisions("r", "inbound", DecisionAllow, "")); got != 0 {
 		t.Errorf("fresh Discard counter = %v, want 0", got)
 	}
