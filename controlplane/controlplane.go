@@ -30,10 +30,14 @@ import (
 
 	"github.com/hopguard/hopguard/api/v1alpha1"
 	"github.com/hopguard/hopguard/controlplane/admin"
+	"github.com/hopguard/hopguard/controlplane/audit"
+	"github.com/hopguard/hopguard/controlplane/bundles"
 	"github.com/hopguard/hopguard/controlplane/ir"
 	"github.com/hopguard/hopguard/controlplane/metrics"
 	"github.com/hopguard/hopguard/controlplane/watch"
 	"github.com/hopguard/hopguard/controlplane/xds"
+	"github.com/hopguard/hopguard/policy/bundle"
+	"github.com/hopguard/hopguard/policy/signing"
 )
 
 // Default addresses (loopback: exposing them is a deliberate act).
@@ -42,8 +46,9 @@ const (
 	DefaultAdminAddr = "127.0.0.1:18080"
 )
 
-// SchemaRev is the configuration schema revision reported by hopguard_policy_info.
-const SchemaRev = "v1alpha1"
+// SchemaRev is the configuration schema revision reported by
+// hopguard_policy_info and carried by bundles and manifests.
+const SchemaRev = bundle.SchemaRev
 
 // shutdownGrace bounds how long Stop waits for in-flight requests.
 const shutdownGrace = 5 * time.Second
@@ -87,6 +92,18 @@ type Options struct {
 	// An in-process ext_proc server installs its policies from it. It must
 	// not block for long: reloads wait for it.
 	OnApply func(*ir.Mesh)
+	// SigningKey signs the distributed bundles and the runtime manifests;
+	// nil distributes them unsigned, which /readyz, hopguard_signing_enabled
+	// and a warning at start report.
+	SigningKey *signing.PrivateKey
+	// AuditLog is the path of the hash-chained audit log of configuration
+	// changes, refusals and overrides; its sources directory lets Pin
+	// rebuild earlier generations. Empty keeps no log (and Pin is
+	// unavailable).
+	AuditLog string
+	// QuarantineInterval is how often drift is re-evaluated for quarantine
+	// (default xds.DefaultQuarantineInterval).
+	QuarantineInterval time.Duration
 
 	// load replaces reading and compiling the configuration; for tests.
 	load loadFunc
@@ -119,17 +136,34 @@ type ControlPlane struct {
 	admLis  net.Listener
 	cancel  context.CancelFunc
 	done    chan struct{}
+	// signer signs bundles and manifests (nil: unsigned).
+	signer *signing.PrivateKey
+	// audit is the audit log (nil: none).
+	audit *audit.Log
+	// publisher hands bundles to subscribed ext_proc servers.
+	publisher *bundles.Publisher
+	// quarantineEvery is Options.QuarantineInterval.
+	quarantineEvery time.Duration
 
-	// reloadMu serialises reloads.
+	// reloadMu serialises reloads and overrides, and guards dist and lastGen.
 	reloadMu sync.Mutex
+	dist     distribution
+	// lastGen is the highest generation distributed or found in the audit log.
+	lastGen uint64
 
 	// mu guards status and errs.
 	mu     sync.Mutex
-	status admin.ConfigStatus
+	status configStatus
 	errs   []error
 }
 
 var _ admin.Source = (*ControlPlane)(nil)
+
+// configStatus is /config's status plus the distributed bundle.
+type configStatus struct {
+	admin.ConfigStatus
+	bundle *bundle.Bundle
+}
 
 // Start loads the configuration, then serves xDS and the admin API and
 // watches the configuration directory, until ctx ends or Stop is called. An
@@ -140,7 +174,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		return nil, errors.New("controlplane: no configuration directory")
 	}
 	cp := &ControlPlane{dir: opts.ConfigDir, log: opts.Logger, now: opts.Now, load: opts.load, onApply: opts.OnApply, reg: opts.Registry,
-		done: make(chan struct{})}
+		done: make(chan struct{}), signer: opts.SigningKey, quarantineEvery: opts.QuarantineInterval}
 	if cp.log == nil {
 		cp.log = zap.NewNop()
 	}
@@ -159,9 +193,24 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		return nil, fmt.Errorf("controlplane: %w", err)
 	}
 	cp.metrics = m
-	// Bundles are not signed yet (readyz reports "signing": "disabled");
-	// the gauge says so explicitly so the signing alert has a series.
-	m.SigningEnabled.Set(0)
+	if cp.signer != nil {
+		m.SigningEnabled.Set(1)
+	} else {
+		// The gauge says so explicitly so the signing alert has a series.
+		m.SigningEnabled.Set(0)
+		cp.log.Warn("no signing key: bundles and manifests are distributed unsigned; filters verifying them will refuse them (see --signing-key)")
+	}
+	cp.publisher = bundles.New(cp.log)
+	if opts.AuditLog != "" {
+		if cp.audit, err = audit.Open(opts.AuditLog); err != nil {
+			return nil, fmt.Errorf("controlplane: %w", err)
+		}
+		if last, ok := cp.audit.Last(); ok {
+			cp.lastGen = last.Generation
+		}
+	} else {
+		cp.log.Warn("no audit log: configuration changes are not recorded and pin is unavailable (see --audit-log)")
+	}
 	cp.xds = xds.New(xds.Options{Logger: cp.log, Metrics: m, Render: opts.Render, Now: cp.now, DriftGrace: opts.DriftGrace})
 
 	// Watch before the first load so that no change is missed in between.
@@ -171,24 +220,29 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	}
 	if err := cp.Reload(ctx); err != nil {
 		cp.xds.Close()
-		return nil, errors.Join(err, w.Close())
+		return nil, errors.Join(err, w.Close(), cp.closeAudit())
 	}
 	if cp.xdsLis, err = net.Listen("tcp", addrOr(opts.XDSAddr, DefaultXDSAddr)); err != nil {
 		cp.xds.Close()
-		return nil, errors.Join(fmt.Errorf("controlplane: xds listener: %w", err), w.Close())
+		return nil, errors.Join(fmt.Errorf("controlplane: xds listener: %w", err), w.Close(), cp.closeAudit())
 	}
 	if cp.admLis, err = net.Listen("tcp", addrOr(opts.AdminAddr, DefaultAdminAddr)); err != nil {
 		cp.xds.Close()
-		return nil, errors.Join(fmt.Errorf("controlplane: admin listener: %w", err), cp.xdsLis.Close(), w.Close())
+		return nil, errors.Join(fmt.Errorf("controlplane: admin listener: %w", err), cp.xdsLis.Close(), w.Close(), cp.closeAudit())
 	}
 	cp.grpc = grpc.NewServer()
 	cp.xds.Register(cp.grpc)
+	cp.publisher.Register(cp.grpc)
 	cp.http = &http.Server{Handler: admin.Handler(cp), ReadHeaderTimeout: 10 * time.Second}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	cp.cancel = cancel
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
+	go func() {
+		defer wg.Done()
+		cp.xds.RunQuarantine(runCtx, cp.quarantineEvery)
+	}()
 	go func() {
 		defer wg.Done()
 		// ErrServerStopped: stopped before Serve began, not a failure.
@@ -212,11 +266,26 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		<-runCtx.Done()
 		cp.shutdown()
 		wg.Wait()
+		if err := cp.closeAudit(); err != nil {
+			cp.mu.Lock()
+			cp.errs = append(cp.errs, err)
+			cp.mu.Unlock()
+		}
 		close(cp.done)
 	}()
 	cp.log.Info("control plane started", zap.String("config", cp.dir),
 		zap.String("xds", cp.XDSAddr()), zap.String("admin", cp.AdminAddr()))
 	return cp, nil
+}
+
+func (cp *ControlPlane) closeAudit() error {
+	if cp.audit == nil {
+		return nil
+	}
+	if err := cp.audit.Close(); err != nil {
+		return fmt.Errorf("controlplane: audit: %w", err)
+	}
+	return nil
 }
 
 func addrOr(addr, def string) string {
@@ -292,52 +361,68 @@ func (cp *ControlPlane) Reload(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("controlplane: reload: %w", err)
 	}
-	var version string
 	l, err := cp.load(cp.dir)
+	var sources []audit.Source
 	if err == nil {
 		for _, v := range l.warnings {
 			cp.log.Warn("config warning", zap.String("violation", v.String()))
 		}
-		version, err = meshVersion(l.mesh)
-	}
-	if err == nil {
-		if uerr := cp.xds.Update(l.mesh); uerr != nil {
-			err = fmt.Errorf("%w: %w", ErrInvalidConfig, uerr)
+		var files map[string][]byte
+		if files, err = readSources(cp.dir, l.files); err == nil {
+			sources, err = cp.sourceHashes(files)
 		}
+	}
+	var b *bundle.Bundle
+	if err == nil {
+		cp.dist.latest, cp.dist.latestSources = l, sources
+		if cp.dist.pinnedTo != 0 {
+			// Accepted, and served once unpinned.
+			cp.log.Warn("config accepted but not served: pinned", zap.Uint64("pinned_generation", cp.dist.pinnedTo))
+			_ = cp.record(audit.Record{Time: cp.now(), Kind: audit.KindChange, Sources: sources,
+				Detail: fmt.Sprintf("accepted, not served: pinned to generation %d", cp.dist.pinnedTo)})
+			cp.metrics.ConfigReloads.WithLabelValues(metrics.ReloadOK).Inc()
+			return nil
+		}
+		b, err = cp.distributeLocked(l, sources, audit.KindChange, "")
 	}
 	now := cp.now()
 	if err != nil {
 		cp.metrics.ConfigReloads.WithLabelValues(metrics.ReloadInvalid).Inc()
 		cp.log.Error("config refused; the last good configuration stays served", zap.String("dir", cp.dir), zap.Error(err))
+		_ = cp.record(audit.Record{Time: now, Kind: audit.KindRefused, Sources: sources, Errors: strings.Split(err.Error(), "\n")})
 		cp.mu.Lock()
 		cp.status.LastError = &admin.LoadError{Message: err.Error(), At: now}
 		cp.mu.Unlock()
 		return err
 	}
 	cp.metrics.ConfigReloads.WithLabelValues(metrics.ReloadOK).Inc()
-	policyHash := PolicyHash(l.mesh)
-	cp.metrics.SetPolicy(policyHash, SchemaRev, l.mesh.Policy.Environment)
-	if cp.onApply != nil {
-		cp.onApply(l.mesh)
-	}
+	cp.setStatusLocked(l, b)
+	return nil
+}
 
+// setStatusLocked makes l, distributed as b, the status /config shows.
+// Callers hold reloadMu.
+func (cp *ControlPlane) setStatusLocked(l *loaded, b *bundle.Bundle) {
+	version, err := meshVersion(l.mesh)
+	if err != nil {
+		cp.log.Error("config version", zap.Error(err))
+	}
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
-	changed := cp.status.Version != version
-	if changed && cp.status.Mesh != nil {
-		cp.metrics.ConfigChanges.WithLabelValues(fmt.Sprint(InChangeWindow(now, l.mesh.ChangeWindows))).Inc()
-	}
-	if changed {
-		cp.log.Info("config loaded", zap.String("version", version), zap.String("policy_hash", policyHash),
-			zap.Int("services", len(l.mesh.Services)))
-		cp.status.LoadedAt = now
+	if cp.status.Version != version || cp.status.bundle != b {
+		cp.log.Info("config served", zap.String("version", version), zap.String("policy_hash", b.PolicyHash),
+			zap.Uint64("generation", b.Generation), zap.Int("services", len(l.mesh.Services)))
+		cp.status.LoadedAt = cp.now()
 	}
 	cp.status.Mesh = l.mesh
 	cp.status.Version = version
-	cp.status.PolicyHash = policyHash
+	cp.status.PolicyHash = b.PolicyHash
+	cp.status.Generation = b.Generation
+	cp.status.SignedBy = b.SignedBy
+	cp.status.Overrides = admin.Overrides{PinnedTo: cp.dist.pinnedTo, Frozen: cp.dist.frozen}
 	cp.status.Files = l.files
 	cp.status.LastError = nil
-	return nil
+	cp.status.bundle = b
 }
 
 // loadDir is the default loadFunc: v1alpha1.Load then ir.Build.
@@ -366,7 +451,7 @@ func loadDir(dir string) (*loaded, error) {
 func (cp *ControlPlane) Config() admin.ConfigStatus {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
-	st := cp.status
+	st := cp.status.ConfigStatus
 	st.Files = slices.Clone(st.Files)
 	if st.LastError != nil {
 		e := *st.LastError
@@ -392,19 +477,9 @@ func meshVersion(m *ir.Mesh) (string, error) {
 	return hex.EncodeToString(sum[:8]), nil
 }
 
-// PolicyHash is the hash of every route's policy digest, sorted: equal
-// policies give equal hashes wherever they are computed.
-func PolicyHash(m *ir.Mesh) string {
-	var digests []string
-	for _, s := range m.Services {
-		for _, r := range s.Routes {
-			digests = append(digests, r.Digest)
-		}
-	}
-	slices.Sort(digests)
-	sum := sha256.Sum256([]byte(strings.Join(digests, "\n")))
-	return hex.EncodeToString(sum[:8])
-}
+// PolicyHash is the policy_hash of m's policies (bundle.PolicyHash), as
+// distributed while no freeze is in force.
+func PolicyHash(m *ir.Mesh) string { return bundle.PolicyHash(m.Bundle()) }
 
 // InChangeWindow reports whether t falls in one of the windows; with no
 // windows declared every time is in window. A window whose timezone cannot

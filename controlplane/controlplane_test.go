@@ -295,7 +295,7 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	_, body = httpGet(t, cp, "/metrics")
 	for _, want := range []string{
-		fmt.Sprintf(`hopguard_policy_info{environment="test-env",policy_hash=%q,schema_rev="v1alpha1"} 1`, cp.Config().PolicyHash),
+		fmt.Sprintf(`hopguard_policy_info{environment="test-env",policy_hash=%q,schema_rev=%q} 1`, cp.Config().PolicyHash, SchemaRev),
 		`hopguard_build_info{go_version="go1.26",revision="abc",version="v1.2.3"} 1`,
 		`hopguard_config_reloads_total{result="ok"} 1`,
 		`hopguard_xds_pushes_total{type="listener"}`,

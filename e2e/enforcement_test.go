@@ -32,11 +32,18 @@ import (
 // them.
 type guardedBackend struct {
 	testgrpc.UnimplementedTestServiceServer
-	addr  string
-	calls atomic.Int64
+	addr    string
+	calls   atomic.Int64
+	empties atomic.Int64
 	// delay is how long UnaryCall works; fail makes it end with UNAVAILABLE.
 	delay atomic.Int64
 	fail  atomic.Bool
+}
+
+// EmptyCall counts its calls in empties and always succeeds.
+func (b *guardedBackend) EmptyCall(context.Context, *testgrpc.Empty) (*testgrpc.Empty, error) {
+	b.empties.Add(1)
+	return &testgrpc.Empty{}, nil
 }
 
 func (b *guardedBackend) UnaryCall(ctx context.Context, _ *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
@@ -64,7 +71,7 @@ type enforcedMesh struct {
 // startEnforcedMesh starts the ext_proc server, a guarded backend, and a
 // control plane serving budgetsYAML (with %[1]s for the backend address and
 // %[2]s for the ext_proc address).
-func startEnforcedMesh(t *testing.T, budgetsYAML string) *enforcedMesh {
+func startEnforcedMesh(t *testing.T, budgetsYAML string, opts ...func(*controlplane.Options)) *enforcedMesh {
 	t.Helper()
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	newEngine := func() *engine.Engine {
@@ -99,14 +106,18 @@ func startEnforcedMesh(t *testing.T, budgetsYAML string) *enforcedMesh {
 	dir := t.TempDir()
 	writeFile(t, dir+"/mesh.yaml", fmt.Sprintf(budgetsYAML, b.addr, epLis.Addr().String()))
 	ctx, cancel := context.WithCancel(context.Background())
-	cp, err := controlplane.Start(ctx, controlplane.Options{
+	o := controlplane.Options{
 		ConfigDir: dir, XDSAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
 		Logger: log, Registry: prometheus.NewRegistry(), Debounce: 50 * time.Millisecond,
 		OnApply: func(m *ir.Mesh) {
 			caller.SetBundle(m.Bundle())
 			callee.SetBundle(m.Bundle())
 		},
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	cp, err := controlplane.Start(ctx, o)
 	if err != nil {
 		cancel()
 		t.Fatalf("controlplane.Start: %v", err)

@@ -131,6 +131,18 @@ func (r Retry) MeshRetries() int {
 	return r.Attempts - 1
 }
 
+// StoreFailure says what a request gets when the idempotency store cannot
+// answer.
+type StoreFailure string
+
+// Store failure handling.
+const (
+	// StoreFailureClosed rejects the request.
+	StoreFailureClosed StoreFailure = "closed"
+	// StoreFailureOpen lets the request through without de-duplication.
+	StoreFailureOpen StoreFailure = "open"
+)
+
 // Idempotency governs idempotency keys.
 type Idempotency struct {
 	// Require says when a key is required.
@@ -141,6 +153,22 @@ type Idempotency struct {
 	TTL time.Duration `json:"ttl"`
 	// Replay answers completed duplicates with the recorded outcome instead of rejecting them.
 	Replay bool `json:"replay"`
+	// OnStoreFailure is closed or open. Empty (a policy compiled before the
+	// field existed) means closed for side effects and open otherwise.
+	OnStoreFailure StoreFailure `json:"onStoreFailure,omitempty"`
+}
+
+// FailClosed reports whether a request of a route with the given side
+// effects must be rejected when the idempotency store cannot answer.
+func (i Idempotency) FailClosed(sideEffects bool) bool {
+	switch i.OnStoreFailure {
+	case StoreFailureClosed:
+		return true
+	case StoreFailureOpen:
+		return false
+	default:
+		return sideEffects
+	}
 }
 
 // Mesh holds the mesh-wide settings the filters need.
@@ -216,6 +244,11 @@ func (r *Route) Validate() error {
 	case RequireAlways, RequireRetries, RequireNever:
 	default:
 		bad("unknown idempotency requirement %q", r.Idempotency.Require)
+	}
+	switch r.Idempotency.OnStoreFailure {
+	case "", StoreFailureClosed, StoreFailureOpen:
+	default:
+		bad("unknown idempotency onStoreFailure %q", r.Idempotency.OnStoreFailure)
 	}
 	if r.Idempotency.Header == "" {
 		bad("empty idempotency header")

@@ -15,8 +15,11 @@ import (
 	"github.com/hopguard/hopguard/controlplane/xds"
 )
 
-// SigningDisabled is the readiness "signing" value until bundles are signed.
-const SigningDisabled = "disabled"
+// Readiness "signing" values.
+const (
+	SigningDisabled = "disabled"
+	SigningEnabled  = "enabled"
+)
 
 // Source is what the admin endpoints show. Implementations must be safe for
 // concurrent use; returned values are owned by the caller and not modified
@@ -36,14 +39,28 @@ type ConfigStatus struct {
 	Mesh *ir.Mesh `json:"mesh"`
 	// Version is a hash of the effective IR; empty when Mesh is nil.
 	Version string `json:"version"`
-	// PolicyHash is the hash of every route's policy digest (hopguard_policy_info).
+	// PolicyHash is the distributed bundle's policy_hash (hopguard_policy_info).
 	PolicyHash string `json:"policyHash"`
+	// Generation is the distributed bundle's generation.
+	Generation uint64 `json:"generation"`
+	// SignedBy is the id of the key the bundle is signed with ("" when unsigned).
+	SignedBy string `json:"signedBy"`
+	// Overrides are the manual overrides in force.
+	Overrides Overrides `json:"overrides"`
 	// Files are the configuration files the served configuration was read from.
 	Files []string `json:"files"`
 	// LoadedAt is when the served configuration was loaded.
 	LoadedAt time.Time `json:"loadedAt"`
 	// LastError is the last refused reload, nil when the last reload succeeded.
 	LastError *LoadError `json:"lastError"`
+}
+
+// Overrides are the manual overrides in force.
+type Overrides struct {
+	// PinnedTo is the pinned generation, 0 when not pinned.
+	PinnedTo uint64 `json:"pinnedTo"`
+	// Frozen is true while side effects on routes not marked critical are refused.
+	Frozen bool `json:"frozen"`
 }
 
 // LoadError is a refused reload.
@@ -64,8 +81,11 @@ type Readiness struct {
 	LoadedAt *time.Time `json:"loadedAt,omitempty"`
 	// LastError is the last refused reload, if any.
 	LastError *LoadError `json:"lastError,omitempty"`
-	// Signing says whether distributed policy is signed ("disabled" for now).
+	// Signing says whether distributed policy is signed: "enabled" or
+	// "disabled".
 	Signing string `json:"signing"`
+	// SignedBy is the id of the signing key, when signing is enabled.
+	SignedBy string `json:"signedBy,omitempty"`
 }
 
 // Handler returns the admin API over src:
@@ -85,6 +105,9 @@ func Handler(src Source) http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		cfg := src.Config()
 		r := Readiness{Ready: cfg.Mesh != nil, Version: cfg.Version, LastError: cfg.LastError, Signing: SigningDisabled}
+		if cfg.SignedBy != "" {
+			r.Signing, r.SignedBy = SigningEnabled, cfg.SignedBy
+		}
 		code := http.StatusServiceUnavailable
 		if r.Ready {
 			code = http.StatusOK
@@ -107,6 +130,9 @@ func Handler(src Source) http.Handler {
 	mux.HandleFunc("GET /nodes/summary", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, xds.Summarize(src.Nodes()))
 	})
+	if op, ok := src.(Operator); ok {
+		registerOperator(mux, op)
+	}
 	return mux
 }
 

@@ -93,6 +93,13 @@ receives with 'hopguard render', and serve them with 'hopguard run'.`,
 		newBootstrapCmd(env),
 		newLintCmd(env),
 		newDemoCmd(env, g),
+		newKeygenCmd(env, g),
+		newAuditCmd(env, g),
+		newManifestCmd(env, g),
+		newPinCmd(env, g),
+		newUnpinCmd(env, g),
+		newFreezeCmd(env, g),
+		newUnfreezeCmd(env, g),
 		newVersionCmd(env),
 	)
 	return root

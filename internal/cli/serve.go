@@ -16,6 +16,7 @@ import (
 	"github.com/hopguard/hopguard/controlplane"
 	"github.com/hopguard/hopguard/controlplane/ir"
 	"github.com/hopguard/hopguard/controlplane/metrics"
+	"github.com/hopguard/hopguard/policy/signing"
 )
 
 // controlPlaneFlags are the flags of the commands that run a control plane.
@@ -26,6 +27,10 @@ type controlPlaneFlags struct {
 	debounce  time.Duration
 	// extProcAddr, when set, also serves the ext_proc filter in-process.
 	extProcAddr string
+	signingKey  string
+	auditLog    string
+	// store selects the in-process filter's idempotency store.
+	store storeFlags
 }
 
 func (f *controlPlaneFlags) register(cmd *cobra.Command) {
@@ -33,6 +38,8 @@ func (f *controlPlaneFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.xdsAddr, "xds-addr", "127.0.0.1:18000", "address of the xDS gRPC server")
 	cmd.Flags().StringVar(&f.adminAddr, "admin-addr", "127.0.0.1:18080", "address of the admin HTTP server (/healthz, /readyz, /metrics, /config, /nodes)")
 	cmd.Flags().DurationVar(&f.debounce, "debounce", 200*time.Millisecond, "quiet time after a config file change before reloading")
+	cmd.Flags().StringVar(&f.signingKey, "signing-key", "", "ed25519 private key (PEM, mode 0600; see hopguard keygen) that signs policy bundles and manifests; without it they are distributed unsigned")
+	cmd.Flags().StringVar(&f.auditLog, "audit-log", "", "hash-chained audit log of changes, refusals and overrides (JSON lines; sources kept beside it for hopguard pin); empty keeps none")
 	_ = cmd.MarkFlagRequired("config")
 }
 
@@ -67,6 +74,7 @@ SIGTERM, draining in-flight requests.`,
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&f.extProcAddr, "extproc-addr", "127.0.0.1:18001", "address of the in-process ext_proc gRPC server")
+	f.store.register(cmd.Flags())
 	return cmd
 }
 
@@ -81,28 +89,39 @@ func serveControlPlane(ctx context.Context, env Env, g *globalFlags, f *controlP
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	b := readBuildInfo(env.Version)
+	var key *signing.PrivateKey
+	if f.signingKey != "" {
+		if key, err = signing.LoadPrivateKey(f.signingKey); err != nil {
+			return err
+		}
+	}
 	var filter *filterStack
 	var onApply func(*ir.Mesh)
 	if f.extProcAddr != "" {
 		// The filter's engine takes every config the control plane accepts;
 		// the first arrives before Start returns, and only then does the
 		// filter start serving.
-		if filter, err = newFilter(reg, log); err != nil {
+		if filter, err = newFilter(reg, log, &f.store); err != nil {
 			return err
 		}
 		onApply = func(m *ir.Mesh) { filter.engine.SetBundle(m.Bundle()) }
 	}
 	cp, err := controlplane.Start(ctx, controlplane.Options{
-		ConfigDir: f.configDir,
-		XDSAddr:   f.xdsAddr,
-		AdminAddr: f.adminAddr,
-		Logger:    log,
-		Registry:  reg,
-		Build:     metrics.BuildInfo{Version: b.Version, Revision: b.Revision, GoVersion: b.GoVersion},
-		Debounce:  f.debounce,
-		OnApply:   onApply,
+		ConfigDir:  f.configDir,
+		XDSAddr:    f.xdsAddr,
+		AdminAddr:  f.adminAddr,
+		Logger:     log,
+		Registry:   reg,
+		Build:      metrics.BuildInfo{Version: b.Version, Revision: b.Revision, GoVersion: b.GoVersion},
+		Debounce:   f.debounce,
+		OnApply:    onApply,
+		SigningKey: key,
+		AuditLog:   f.auditLog,
 	})
 	if err != nil {
+		if filter != nil {
+			err = errors.Join(err, filter.stop())
+		}
 		return err
 	}
 	if filter != nil {

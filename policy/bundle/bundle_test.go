@@ -1,0 +1,210 @@
+package bundle
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hopguard/hopguard/api/v1alpha1"
+	"github.com/hopguard/hopguard/controlplane/ir"
+	"github.com/hopguard/hopguard/policy"
+	"github.com/hopguard/hopguard/policy/signing"
+)
+
+// shopPolicies compiles the bundled example from the given directory.
+func shopPolicies(t *testing.T, dir string) *policy.Bundle {
+	t.Helper()
+	cfg, vs, err := v1alpha1.Load(dir)
+	if err != nil || len(vs.Errors()) > 0 {
+		t.Fatalf("load %s: %v %v", dir, err, vs.Errors())
+	}
+	m, err := ir.Build(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Bundle()
+}
+
+func signedBundle(t *testing.T, k *signing.PrivateKey, env string, gen uint64) []byte {
+	t.Helper()
+	b := New(*shopPolicies(t, "../../examples/shop/config"), SchemaRev, env, gen, time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
+	if err := b.Sign(k); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func key(t *testing.T) *signing.PrivateKey {
+	t.Helper()
+	k, err := signing.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestPolicyHash_IndependentOfFileOrderAndFormatting(t *testing.T) {
+	src := "../../examples/shop/config"
+	want := PolicyHash(shopPolicies(t, src))
+	// The same documents, all in one file, in reverse order, reformatted.
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []string
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range strings.Split(string(b), "\n---\n") {
+			if strings.TrimSpace(d) != "" {
+				docs = append(docs, "# reformatted\n"+strings.ReplaceAll(d, ": ", ":   ")+"\n")
+			}
+		}
+	}
+	for i, j := 0, len(docs)-1; i < j; i, j = i+1, j-1 {
+		docs[i], docs[j] = docs[j], docs[i]
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "all.yaml"), []byte(strings.Join(docs, "---\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := PolicyHash(shopPolicies(t, dir)); got != want {
+		t.Errorf("policy hash of the reordered config = %s, want %s", got, want)
+	}
+	p := shopPolicies(t, src)
+	p.Routes[0].Retry.Attempts++
+	if PolicyHash(p) == want {
+		t.Error("a changed policy kept its hash")
+	}
+}
+
+func TestVerifier_AcceptsAGoodBundle(t *testing.T) {
+	k := key(t)
+	v := NewVerifier("prod", k.Public())
+	b, err := v.Accept(signedBundle(t, k, "prod", 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Generation != 7 || b.SignedBy != k.ID() || len(b.Policies.Routes) == 0 {
+		t.Errorf("accepted %+v", b)
+	}
+}
+
+func TestVerifier_Refusals(t *testing.T) {
+	k, other := key(t), key(t)
+	good := signedBundle(t, k, "prod", 5)
+	unsigned := func() []byte {
+		b := New(*shopPolicies(t, "../../examples/shop/config"), SchemaRev, "prod", 6, time.Now())
+		raw, _ := Marshal(b)
+		return raw
+	}()
+	tests := []struct {
+		name string
+		raw  []byte
+		want error
+	}{
+		{"wrong key", signedBundle(t, other, "prod", 6), ErrBadSignature},
+		{"other environment", signedBundle(t, k, "staging", 6), ErrWrongEnvironment},
+		{"older generation", signedBundle(t, k, "prod", 4), ErrStale},
+		{"same generation", good, ErrStale},
+		{"unsigned", unsigned, ErrUnsigned},
+		{"not json", []byte("{"), ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := NewVerifier("prod", k.Public())
+			if _, err := v.Accept(good); err != nil {
+				t.Fatal(err)
+			}
+			_, err := v.Accept(tt.raw)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Accept = %v, want %v", err, tt.want)
+			}
+			if Reason(err) == "other" {
+				t.Errorf("Reason(%v) = other", err)
+			}
+			// A refusal changes nothing: the next good bundle is judged
+			// against the one in force.
+			if _, err := v.Accept(signedBundle(t, k, "prod", 6)); err != nil {
+				t.Errorf("next good bundle after a refusal: %v", err)
+			}
+		})
+	}
+}
+
+// TestVerifier_EveryFlippedByteIsRefused flips each byte of a signed
+// bundle in turn (one bit, and a case change for letters): none may be
+// accepted.
+func TestVerifier_EveryFlippedByteIsRefused(t *testing.T) {
+	k := key(t)
+	good := signedBundle(t, k, "prod", 9)
+	for i := range good {
+		for _, flip := range []byte{0x01, 0x20} {
+			raw := append([]byte(nil), good...)
+			raw[i] ^= flip
+			v := NewVerifier("prod", k.Public())
+			if b, err := v.Accept(raw); err == nil {
+				t.Fatalf("byte %d (%q) ^ %#x accepted: generation %d", i, good[i], flip, b.Generation)
+			}
+		}
+	}
+}
+
+func TestVerifier_KeyRotation(t *testing.T) {
+	oldKey, newKey := key(t), key(t)
+	v := NewVerifier("prod", oldKey.Public(), newKey.Public())
+	if _, err := v.Accept(signedBundle(t, oldKey, "prod", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Accept(signedBundle(t, newKey, "prod", 2)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestVerifier_AllowUnsigned(t *testing.T) {
+	v := NewVerifier("prod")
+	v.AllowUnsigned()
+	b := New(*shopPolicies(t, "../../examples/shop/config"), SchemaRev, "prod", 3, time.Now())
+	raw, _ := Marshal(b)
+	if _, err := v.Accept(raw); err != nil {
+		t.Errorf("unsigned bundle with AllowUnsigned: %v", err)
+	}
+	// A signed bundle from an unknown key is still refused.
+	if _, err := v.Accept(signedBundle(t, key(t), "prod", 4)); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("unknown signer with AllowUnsigned: %v", err)
+	}
+}
+
+func TestManifest_SignVerify(t *testing.T) {
+	k := key(t)
+	m := Manifest{Service: "ledger", Node: "ledger-1", SnapshotVersion: "v1", ConfigHash: "v1", PolicyHash: "p", Generation: 3,
+		SchemaRev: SchemaRev, ExpectedEnv: "prod", IssuedAt: time.Now()}
+	m.Locality.Region = "eu-west-1"
+	if err := m.Sign(k); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Verify(k.Public()); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	tampered := m
+	tampered.SnapshotVersion = "v0"
+	if err := tampered.Verify(k.Public()); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("tampered manifest: %v", err)
+	}
+	if err := m.Verify(key(t).Public()); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("wrong key: %v", err)
+	}
+	unsigned := Manifest{Node: "n"}
+	if err := unsigned.Verify(k.Public()); !errors.Is(err, ErrUnsigned) {
+		t.Errorf("unsigned manifest: %v", err)
+	}
+}
