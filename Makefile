@@ -7,7 +7,7 @@ CONFIG  ?= examples/shop/config
 # Seconds each fuzz target runs in `make fuzz`.
 FUZZTIME ?= 20s
 
-.PHONY: all build test test-short testdata lint run demo bench fuzz clean
+.PHONY: all build test test-short testdata lint run demo bench bench-quick bench-micro fuzz clean
 
 all: lint test build
 
@@ -42,8 +42,17 @@ run:
 demo:
 	GRPC_EXPERIMENTAL_XDS_EXT_PROC_ON_CLIENT=true $(GO) run ./cmd/hopguard demo
 
-## bench: micro-benchmarks with allocation counts
+## bench: every benchmark scenario at full size, then bench/results/*.json and bench/REPORT.md (minutes)
 bench:
+	GRPC_EXPERIMENTAL_XDS_EXT_PROC_ON_CLIENT=true $(GO) run ./bench/cmd/hopguard-bench
+
+## bench-quick: every scenario at a small size (< 2 min) into a temp dir; fails when results are missing or inconsistent
+bench-quick:
+	@out=$$(mktemp -d); trap 'rm -rf "$$out"' EXIT; \
+	GRPC_EXPERIMENTAL_XDS_EXT_PROC_ON_CLIENT=true $(GO) run ./bench/cmd/hopguard-bench -quick -out "$$out/results" -report "$$out/REPORT.md"
+
+## bench-micro: micro-benchmarks with allocation counts
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## fuzz: run every fuzz target for FUZZTIME each (they also run over their seed corpus in `make test`)
