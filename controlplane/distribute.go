@@ -120,7 +120,8 @@ func (cp *ControlPlane) distributeLocked(l *loaded, sources []audit.Source, kind
 	hash := bundle.PolicyHash(pb)
 	prev := cp.dist.bundle
 	b := prev
-	if prev == nil || prev.PolicyHash != hash || prev.Environment != l.mesh.Policy.Environment {
+	changed := prev == nil || prev.PolicyHash != hash || prev.Environment != l.mesh.Policy.Environment
+	if changed {
 		var last uint64
 		if prev != nil {
 			last = prev.Generation
@@ -145,6 +146,13 @@ func (cp *ControlPlane) distributeLocked(l *loaded, sources []audit.Source, kind
 			m.Policy.Frozen = cp.dist.frozen
 			cp.onApply(&m)
 		}
+		cp.log.Info("policy bundle distributed", zap.String("kind", kind), zap.Uint64("generation", b.Generation),
+			zap.String("policy_hash", hash), zap.Bool("signed", b.SignedBy != ""), zap.Bool("frozen", cp.dist.frozen))
+	}
+	// Overrides are recorded even when they change nothing distributed
+	// (pinning the generation in force, say): the audit trail is of what
+	// operators did, not only of what it changed.
+	if changed || kind != audit.KindChange {
 		rec := audit.Record{
 			Time: now, Kind: kind, Sources: sources, NewPolicyHash: hash, Generation: b.Generation,
 			InWindow: InChangeWindow(now, l.mesh.ChangeWindows), Detail: detail,
@@ -163,8 +171,6 @@ func (cp *ControlPlane) distributeLocked(l *loaded, sources []audit.Source, kind
 			}
 		}
 		_ = cp.record(rec)
-		cp.log.Info("policy bundle distributed", zap.String("kind", kind), zap.Uint64("generation", b.Generation),
-			zap.String("policy_hash", hash), zap.Bool("signed", b.SignedBy != ""), zap.Bool("frozen", cp.dist.frozen))
 	}
 	cp.dist.served, cp.dist.servedSources = l, sources
 	return b, nil
