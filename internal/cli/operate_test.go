@@ -139,4 +139,3 @@ func TestOperatorCommands(t *testing.T) {
 		t.Errorf("audit verify of an edited log: %d %s, want exit 1 naming line 2", code, out)
 	}
 }
-
