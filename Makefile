@@ -36,7 +36,7 @@ lint:
 
 ## run: the all-in-one server on the bundled example (Ctrl-C to stop)
 run:
-	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/hopguard run --config $(CONFIG) --log-format console
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/hopguard run --config $(CONFIG) --log-format console --audit-log .hopguard/audit.jsonl
 
 ## demo: the example shop on loopback under a fault, with a live view (Ctrl-C to stop early)
 demo:
@@ -45,6 +45,7 @@ demo:
 ## bench: every benchmark scenario at full size, then bench/results/*.json and bench/REPORT.md (minutes)
 bench:
 	GRPC_EXPERIMENTAL_XDS_EXT_PROC_ON_CLIENT=true $(GO) run ./bench/cmd/hopguard-bench
+	$(GO) run ./bench/cmd/hopguard-bench -report-only -readme README.md
 
 ## bench-quick: every scenario at a small size (< 2 min) into a temp dir; fails when results are missing or inconsistent
 bench-quick:
