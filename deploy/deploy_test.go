@@ -201,8 +201,8 @@ func TestAlertsCarryRunbooks(t *testing.T) {
 		}
 	}
 	want := []string{
-		"HopguardCompletionSLOBurn", "HopguardConfigChangeOutsideWindow", "HopguardDriftPresent",
-		"HopguardInFlightIdempotencyExpired", "HopguardNacks", "HopguardRetriesDroppedForDeadline",
+		"HopguardBundleRefused", "HopguardCompletionSLOBurn", "HopguardConfigChangeOutsideWindow", "HopguardDriftPresent",
+		"HopguardInFlightIdempotencyExpired", "HopguardNacks", "HopguardQuarantineCapped", "HopguardRetriesDroppedForDeadline",
 		"HopguardSigningDisabled", "HopguardTransitionRejectionSpike",
 	}
 	var got []string

@@ -15,6 +15,7 @@ import (
 
 	cpmetrics "github.com/hopguard/hopguard/controlplane/metrics"
 	filtermetrics "github.com/hopguard/hopguard/filters/metrics"
+	"github.com/hopguard/hopguard/filters/subscribe"
 )
 
 const (
@@ -277,6 +278,11 @@ func registeredMetrics(t *testing.T) map[string]map[string]bool {
 		t.Fatal(err)
 	}
 	observeAll(cp, fm)
+	sm, err := subscribe.NewMetrics(counted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm.Refusals.WithLabelValues("signature").Inc()
 
 	families, err := reg.Gather()
 	if err != nil {
@@ -353,6 +359,7 @@ func observeAll(cp *cpmetrics.ControlPlane, fm *filtermetrics.Filter) {
 	fm.Evicted("in_flight")
 	fm.Expired("in_flight")
 	cp.Quarantined.WithLabelValues("s").Set(1)
+	cp.ManualOverrides.WithLabelValues(cpmetrics.OverridePin).Inc()
 	cp.QuarantineCapped.WithLabelValues("s").Set(1)
 	cp.SetDriftSource(func() []cpmetrics.NodeDrift {
 		return []cpmetrics.NodeDrift{{Node: "n", Service: "s", Region: "r"}}
