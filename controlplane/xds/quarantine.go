@@ -88,6 +88,10 @@ func (s *Server) RunQuarantine(ctx context.Context, interval time.Duration) {
 // EvaluateQuarantine recomputes the quarantine from the nodes' drift now
 // and serves it when it changed.
 func (s *Server) EvaluateQuarantine() error {
+	// updateMu first: a configuration Update cannot slip in between reading
+	// the mesh and re-rendering it, or an older mesh would be served again.
+	s.updateMu.Lock()
+	defer s.updateMu.Unlock()
 	s.mu.Lock()
 	m := s.mesh
 	next := s.planQuarantineLocked(s.now())
@@ -109,7 +113,7 @@ func (s *Server) EvaluateQuarantine() error {
 	if m == nil {
 		return nil
 	}
-	if err := s.Update(m); err != nil {
+	if err := s.updateLocked(m); err != nil {
 		return fmt.Errorf("xds: re-render for quarantine: %w", err)
 	}
 	return nil

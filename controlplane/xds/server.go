@@ -201,7 +201,11 @@ func (s *Server) Update(m *ir.Mesh) error {
 	}
 	s.updateMu.Lock()
 	defer s.updateMu.Unlock()
+	return s.updateLocked(m)
+}
 
+// updateLocked is Update with updateMu held.
+func (s *Server) updateLocked(m *ir.Mesh) error {
 	s.mu.Lock()
 	s.forgetLocked(s.now())
 	required, optional := s.nodeKeysLocked()
