@@ -200,7 +200,7 @@ func (r *recorder) result(config, fault string, w, f time.Duration) Cell {
 	defer r.mu.Unlock()
 	run := Cell{Config: config, Fault: fault,
 		Offered: r.offered[PhaseFault], LeafAttempts: r.leaf[PhaseFault],
-		OfferedTotal: r.offered[PhaseWarmup] + r.offered[PhaseFault] + r.offered[PhaseRecovery],
+		OfferedTotal:      r.offered[PhaseWarmup] + r.offered[PhaseFault] + r.offered[PhaseRecovery],
 		LeafAttemptsTotal: r.leafTotal, Wasted: r.wasted,
 		Successes: r.ok[PhaseFault], Late: r.late[PhaseFault], Errors: r.errs[PhaseFault], ErrorCodes: r.codes,
 		BaselineGoodput: float64(r.ok[PhaseWarmup]) / w.Seconds(),

@@ -159,7 +159,9 @@ func LoadScenario(path string) (*Scenario, error) {
 
 func (sc *Scenario) validate() error {
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)) }
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...))
+	}
 	if sc.Kind != "storm" {
 		bad("kind %q, want storm", sc.Kind)
 	}
