@@ -40,7 +40,8 @@ const method = "grpc.testing.TestService/UnaryCall"
 // chain, so the leaf can tell work started after the caller gave up.
 const deadlineKey = "x-storm-deadline"
 
-// chain is one running edge → b → c → leaf mesh.
+// chain is one running mesh: the first service is called by the load
+// generator, each calls the next, the last is the leaf.
 type chain struct {
 	dir     string
 	cp      *controlplane.ControlPlane
@@ -53,14 +54,14 @@ type chain struct {
 }
 
 // meshYAML is the hopguard configuration of cfg for the chain at addrs.
-func meshYAML(cfg Config, addrs map[string]string, extProc string, deadline time.Duration) string {
+func meshYAML(chainNames []string, cfg Config, addrs map[string]string, extProc string, deadline time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "apiVersion: hopguard.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: default}\nspec:\n  environment: storm\n  extProc: {address: %q, timeout: 1s}\n", extProc)
-	for i, h := range hopNames {
+	for i, h := range chainNames {
 		port := addrs[h][strings.LastIndexByte(addrs[h], ':')+1:]
 		fmt.Fprintf(&b, "---\napiVersion: hopguard.dev/v1alpha1\nkind: Service\nmetadata: {name: %s, namespace: storm}\nspec:\n  port: %s\n  endpoints: [{address: %q}]\n", h, port, addrs[h])
-		if i+1 < len(hopNames) {
-			fmt.Fprintf(&b, "  dependsOn: [%s]\n", hopNames[i+1])
+		if i+1 < len(chainNames) {
+			fmt.Fprintf(&b, "  dependsOn: [%s]\n", chainNames[i+1])
 		}
 		hp := cfg.hop(h)
 		minPS := 1
@@ -140,6 +141,9 @@ func (l *leaf) UnaryCall(ctx context.Context, _ *testgrpc.SimpleRequest) (*testg
 	// real handler's would.
 	time.Sleep(work)
 	<-l.slots
+	if !origin.IsZero() && time.Now().After(origin) {
+		l.rec.Load().lateWork()
+	}
 	return &testgrpc.SimpleResponse{}, nil
 }
 
@@ -161,7 +165,7 @@ func (h *hop) UnaryCall(ctx context.Context, req *testgrpc.SimpleRequest) (*test
 var runSeq atomic.Int64
 
 // startChain starts the mesh for cfg. On error everything started is stopped.
-func startChain(ctx context.Context, cfg Config, l Leaf, deadline time.Duration, rec *recorder, log *zap.Logger) (c *chain, err error) {
+func startChain(ctx context.Context, chainNames []string, cfg Config, l Leaf, deadline time.Duration, rec *recorder, log *zap.Logger) (c *chain, err error) {
 	c = &chain{}
 	defer func() {
 		if err != nil {
@@ -176,7 +180,7 @@ func startChain(ctx context.Context, cfg Config, l Leaf, deadline time.Duration,
 	newEngine := func() *engine.Engine { return engine.New(engine.Options{Metrics: fm, Logger: log}) }
 	lis := map[string]net.Listener{}
 	addrs := map[string]string{}
-	for _, name := range append([]string{"extproc"}, hopNames...) {
+	for _, name := range append([]string{"extproc"}, chainNames...) {
 		li, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			for _, o := range lis {
@@ -190,13 +194,13 @@ func startChain(ctx context.Context, cfg Config, l Leaf, deadline time.Duration,
 	if err != nil {
 		return c, fmt.Errorf("storm: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(c.dir, "mesh.yaml"), []byte(meshYAML(cfg, addrs, addrs["extproc"], deadline)), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(c.dir, "mesh.yaml"), []byte(meshYAML(chainNames, cfg, addrs, addrs["extproc"], deadline)), 0o600); err != nil {
 		return c, fmt.Errorf("storm: %w", err)
 	}
 	caller := newEngine()
 	engines := []*engine.Engine{caller}
 	inbound := map[string]*engine.Engine{}
-	for _, h := range hopNames {
+	for _, h := range chainNames {
 		inbound[h] = newEngine()
 		engines = append(engines, inbound[h])
 	}
@@ -228,15 +232,16 @@ func startChain(ctx context.Context, cfg Config, l Leaf, deadline time.Duration,
 	serve(eps, lis["extproc"])
 
 	seq := runSeq.Add(1)
-	for i, name := range hopNames {
+	last := chainNames[len(chainNames)-1]
+	for i, name := range chainNames {
 		ic := interceptor.New(inbound[name], interceptor.Options{Logger: log})
 		gs := grpc.NewServer(grpc.UnaryInterceptor(ic.Unary()))
-		if name == "leaf" {
+		if name == last {
 			c.leaf = &leaf{cfg: l, slots: make(chan struct{}, l.Concurrency)}
 			c.leaf.rec.Store(rec)
 			testgrpc.RegisterTestServiceServer(gs, c.leaf)
 		} else {
-			cc, err := dialXDS(c.cp.XDSAddr(), addrs["extproc"], name, fmt.Sprintf("%s-%d-%d", name, os.Getpid(), seq), hopNames[i+1])
+			cc, err := dialXDS(c.cp.XDSAddr(), addrs["extproc"], name, fmt.Sprintf("%s-%d-%d", name, os.Getpid(), seq), chainNames[i+1])
 			if err != nil {
 				gs.Stop()
 				return c, err
@@ -246,7 +251,7 @@ func startChain(ctx context.Context, cfg Config, l Leaf, deadline time.Duration,
 		}
 		serve(gs, lis[name])
 	}
-	c.edge, err = grpc.NewClient(addrs["edge"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	c.edge, err = grpc.NewClient(addrs[chainNames[0]], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return c, fmt.Errorf("storm: dial edge: %w", err)
 	}

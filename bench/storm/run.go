@@ -48,6 +48,7 @@ type recorder struct {
 	offered        map[string]int64
 	leaf           map[string]int64
 	wasted         int64
+	workLate       int64
 	leafTotal      int64
 	ok, late, errs map[string]int64
 	codes          map[string]int64
@@ -81,6 +82,14 @@ func (r *recorder) leafAttempt(t time.Time, afterDeadline bool) {
 	if afterDeadline {
 		r.wasted++
 	}
+}
+
+// lateWork counts a leaf attempt whose work ended after the originating
+// deadline: work nobody waited for.
+func (r *recorder) lateWork() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.workLate++
 }
 
 func (r *recorder) done(intended time.Time, latency, deadline time.Duration, err error) {
@@ -161,7 +170,7 @@ func runOne(ctx context.Context, sc *Scenario, size Size, cfg Config, f Fault, l
 	deadline := time.Duration(size.Deadline)
 	// The recorder's clock starts after the mesh is up.
 	rec := newRecorder(time.Now(), w, fd, rd)
-	c, err := startChain(ctx, cfg, sc.Leaf, deadline, rec, log)
+	c, err := startChain(ctx, sc.Chain, cfg, sc.Leaf, deadline, rec, log)
 	if err != nil {
 		return Cell{}, err
 	}
@@ -201,7 +210,7 @@ func (r *recorder) result(config, fault string, w, f time.Duration) Cell {
 	run := Cell{Config: config, Fault: fault,
 		Offered: r.offered[PhaseFault], LeafAttempts: r.leaf[PhaseFault],
 		OfferedTotal:      r.offered[PhaseWarmup] + r.offered[PhaseFault] + r.offered[PhaseRecovery],
-		LeafAttemptsTotal: r.leafTotal, Wasted: r.wasted,
+		LeafAttemptsTotal: r.leafTotal, Wasted: r.wasted, WorkAfterDeadline: r.workLate,
 		Successes: r.ok[PhaseFault], Late: r.late[PhaseFault], Errors: r.errs[PhaseFault], ErrorCodes: r.codes,
 		BaselineGoodput: float64(r.ok[PhaseWarmup]) / w.Seconds(),
 		Goodput:         float64(r.ok[PhaseFault]) / f.Seconds(),

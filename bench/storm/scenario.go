@@ -17,22 +17,28 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 )
 
+var labelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
 // ErrInvalid is wrapped by LoadScenario's validation errors.
 var ErrInvalid = errors.New("storm: invalid scenario")
 
-// Hop names of the chain, caller first.
-var hopNames = []string{"edge", "b", "c", "leaf"}
+// defaultChain is the chain when a scenario names none, caller first.
+var defaultChain = []string{"edge", "b", "c", "leaf"}
 
 // Scenario is a storm scenario file (kind: storm).
 type Scenario struct {
 	Kind        string `yaml:"kind"`
 	Name        string `yaml:"name"`
 	Description string `yaml:"description"`
+	// Chain names the services, the load generator's callee first and the
+	// leaf last (default edge, b, c, leaf).
+	Chain []string `yaml:"chain"`
 	// Full and Quick size the run (make bench, make bench-quick).
 	Full  Size `yaml:"full"`
 	Quick Size `yaml:"quick"`
@@ -99,26 +105,20 @@ type Hop struct {
 	MinRemaining string `yaml:"minRemaining"`
 }
 
-// Config is one retry configuration: a Hop for the calls into each of b,
-// c and leaf (edge is called by the client, without retries).
+// Config is one retry configuration: a Hop for the calls into each
+// service of the chain but the first (called by the load generator,
+// without retries). A service without one gets authority none, 1 attempt.
 type Config struct {
-	Name  string `yaml:"name"`
-	About string `yaml:"about"`
-	B     Hop    `yaml:"b"`
-	C     Hop    `yaml:"c"`
-	Leaf  Hop    `yaml:"leaf"`
+	Name  string         `yaml:"name"`
+	About string         `yaml:"about"`
+	Hops  map[string]Hop `yaml:"hops"`
 	// Note says what of the configuration hopguard's YAML cannot express.
 	Note string `yaml:"note"`
 }
 
 func (c Config) hop(name string) Hop {
-	switch name {
-	case "b":
-		return c.B
-	case "c":
-		return c.C
-	case "leaf":
-		return c.Leaf
+	if h, ok := c.Hops[name]; ok {
+		return h
 	}
 	return Hop{Authority: "none", Attempts: 1}
 }
@@ -168,6 +168,19 @@ func (sc *Scenario) validate() error {
 	if sc.Name == "" {
 		bad("name is required")
 	}
+	if len(sc.Chain) == 0 {
+		sc.Chain = defaultChain
+	}
+	inChain := map[string]bool{}
+	for _, n := range sc.Chain {
+		if !labelRE.MatchString(n) || inChain[n] {
+			bad("chain: %q must be a unique lower-case name (letters, digits, '-')", n)
+		}
+		inChain[n] = true
+	}
+	if len(sc.Chain) < 2 {
+		bad("chain: at least two services are needed")
+	}
 	faults, configs := map[string]bool{}, map[string]bool{}
 	for i, f := range sc.Faults {
 		switch {
@@ -187,7 +200,12 @@ func (sc *Scenario) validate() error {
 			bad("configs[%d]: a unique name is required", i)
 		}
 		configs[c.Name] = true
-		for _, h := range []string{"b", "c", "leaf"} {
+		for h := range c.Hops {
+			if !inChain[h] || h == sc.Chain[0] {
+				bad("config %s: hop %q is not a callee in the chain %v", c.Name, h, sc.Chain)
+			}
+		}
+		for _, h := range sc.Chain {
 			hp := c.hop(h)
 			switch {
 			case hp.Authority != "mesh" && hp.Authority != "app" && hp.Authority != "none":

@@ -49,8 +49,10 @@ func TestLoadScenario_Errors(t *testing.T) {
 	}
 	tests := map[string]struct{ old, new, want string }{
 		"unknown field":   {"queueLimit: 8", "queueLimit: 8\n  queueLimt: 9", "queueLimt"},
-		"bad authority":   {"{authority: none, attempts: 1}\n    leaf", "{authority: maybe, attempts: 1}\n    leaf", "authority"},
-		"zero attempts":   {"attempts: 2, budget: 1.0, minPerSecond: 1000}\n    c", "attempts: 0, budget: 1.0, minPerSecond: 1000}\n    c", "attempts"},
+		"bad authority":   {"c:    {authority: none, attempts: 1}", "c:    {authority: maybe, attempts: 1}", "authority"},
+		"zero attempts":   {"b:    {authority: mesh, attempts: 2", "b:    {authority: mesh, attempts: 0", "attempts"},
+		"hop not callee":  {"b:    {authority: mesh, attempts: 2", "edge: {authority: mesh, attempts: 2", "not a callee"},
+		"bad chain":       {"chain: [edge, b, c, leaf]", "chain: [edge, edge]", "unique"},
 		"unknown fault":   {"  recovery: 1s\n", "  recovery: 1s\n  faults: [meteor]\n", "meteor"},
 		"bad duration":    {"deadline: 300ms\n  warmup: 2s", "deadline: soon\n  warmup: 2s", "soon"},
 		"fault with none": {"{name: latency, latency: 400ms}", "{name: latency}", "set unavailable"},
