@@ -3,7 +3,7 @@
 // carrying the SHA-256 of the previous record, so editing, removing,
 // reordering or truncating records is detected by Verify.
 //
-// Beside the log, in <log>.objects/, the source files of every accepted
+// Beside the log, in objects/ of the log's directory, the source files of every accepted
 // configuration are kept by content hash, so an earlier generation can be
 // rebuilt (hopguard pin).
 package audit
@@ -101,6 +101,7 @@ type VerifyError struct {
 	Reason string
 }
 
+// Error returns "audit: line N: reason".
 func (e *VerifyError) Error() string {
 	return fmt.Sprintf("audit: line %d: %s", e.Line, e.Reason)
 }
@@ -179,7 +180,7 @@ func Open(path string) (*Log, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("audit: %s is not intact, refusing to append (run hopguard audit verify): %w", path, err)
 	}
-	return &Log{path: path, objects: path + ".objects", f: f, recs: recs}, nil
+	return &Log{path: path, objects: filepath.Join(filepath.Dir(path), "objects"), f: f, recs: recs}, nil
 }
 
 // Append completes r (Seq, Prev, Hash; Time when zero), writes it and

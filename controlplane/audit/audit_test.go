@@ -165,7 +165,7 @@ func TestSources_RoundTripAndTamper(t *testing.T) {
 	if _, err := l.Sources(12); !errors.Is(err, ErrNoGeneration) {
 		t.Errorf("unknown generation: %v", err)
 	}
-	if err := os.WriteFile(filepath.Join(path+".objects", src[0].SHA256), []byte("evil"), 0o640); err != nil {
+	if err := os.WriteFile(filepath.Join(filepath.Dir(path), "objects", src[0].SHA256), []byte("evil"), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.Sources(11); err == nil || !strings.Contains(err.Error(), "modified") {

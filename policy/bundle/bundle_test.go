@@ -1,6 +1,9 @@
 package bundle
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -142,20 +145,82 @@ func TestVerifier_Refusals(t *testing.T) {
 }
 
 // TestVerifier_EveryFlippedByteIsRefused flips each byte of a signed
-// bundle in turn (one bit, and a case change for letters): none may be
-// accepted.
+// bundle in turn (its low bit, and bit 5, which changes a letter's case or
+// turns a space into a NUL): none may be accepted, even a flip that leaves
+// JSON decoding to the same values (the wire form is canonical), and every
+// refusal must carry one of the package's reasons.
 func TestVerifier_EveryFlippedByteIsRefused(t *testing.T) {
 	k := key(t)
 	good := signedBundle(t, k, "prod", 9)
+	reasons := map[string]int{}
 	for i := range good {
 		for _, flip := range []byte{0x01, 0x20} {
 			raw := append([]byte(nil), good...)
 			raw[i] ^= flip
 			v := NewVerifier("prod", k.Public())
-			if b, err := v.Accept(raw); err == nil {
+			b, err := v.Accept(raw)
+			if err == nil {
 				t.Fatalf("byte %d (%q) ^ %#x accepted: generation %d", i, good[i], flip, b.Generation)
 			}
+			r := Reason(err)
+			if r == "other" {
+				t.Fatalf("byte %d (%q) ^ %#x refused without a reason: %v", i, good[i], flip, err)
+			}
+			reasons[r]++
 		}
+	}
+	t.Logf("%d bytes, %d flips refused: %v", len(good), 2*len(good), reasons)
+	if reasons["signature"] == 0 || reasons["malformed"] == 0 {
+		t.Errorf("refusal reasons %v: want both signature and malformed refusals", reasons)
+	}
+}
+
+// TestVerifier_RefusesEquivalentRewrites: JSON that decodes to the very
+// same bundle but is not the canonical bytes is refused as malformed.
+func TestVerifier_RefusesEquivalentRewrites(t *testing.T) {
+	k := key(t)
+	good := signedBundle(t, k, "prod", 9)
+	var indented bytes.Buffer
+	if err := json.Indent(&indented, good, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	for name, raw := range map[string][]byte{
+		"indented":         indented.Bytes(),
+		"trailing newline": append(append([]byte(nil), good...), '\n'),
+		"leading space":    append([]byte(" "), good...),
+		"escaped letter":   bytes.Replace(good, []byte(`"prod"`), []byte(`"pro\u0064"`), 1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if bytes.Equal(raw, good) {
+				t.Fatal("rewrite left the bytes unchanged")
+			}
+			if _, err := NewVerifier("prod", k.Public()).Accept(raw); !errors.Is(err, ErrMalformed) {
+				t.Errorf("Accept = %v, want %v", err, ErrMalformed)
+			}
+		})
+	}
+	if _, err := NewVerifier("prod", k.Public()).Accept(good); err != nil {
+		t.Errorf("the canonical bytes: %v", err)
+	}
+}
+
+// TestManifest_SignatureIsNotABundleSignature: the same key signs both
+// kinds of document under different domains.
+func TestManifest_SignatureIsNotABundleSignature(t *testing.T) {
+	k := key(t)
+	b := New(*shopPolicies(t, "../../examples/shop/config"), SchemaRev, "prod", 3, time.Now())
+	b.SignedBy = k.ID()
+	msg, err := b.signedBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Signature = base64.StdEncoding.EncodeToString(k.Sign(manifestDomain, msg))
+	raw, err := Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewVerifier("prod", k.Public()).Accept(raw); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("bundle signed in the manifest domain: %v, want %v", err, ErrBadSignature)
 	}
 }
 

@@ -8,38 +8,21 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hopguard/hopguard/controlplane/audit"
-	"github.com/hopguard/hopguard/policy/signing"
 )
 
-func newKeygenCmd(env Env, _ *globalFlags) *cobra.Command {
-	var out string
-	cmd := &cobra.Command{
-		Use:   "keygen --out DIR",
-		Short: "Write an ed25519 key pair for signing policy bundles and manifests",
-		Long: `keygen writes DIR/` + signing.PrivateKeyFile + ` (PKCS#8 PEM, mode 0600) for the control
-plane's --signing-key and DIR/` + signing.PublicKeyFile + ` (PKIX PEM) for the filters'
---verify-key. It never overwrites an existing key.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if out == "" {
-				return errors.New("usage: --out DIR is required")
-			}
-			priv, pub, id, err := signing.WriteKeyPair(out)
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(env.Stdout, "key id:      %s\nprivate key: %s (keep secret; --signing-key)\npublic key:  %s (--verify-key)\n", id, priv, pub)
-			return err
-		},
-	}
-	cmd.Flags().StringVar(&out, "out", "", "directory to write the key pair into (created 0700 when missing)")
-	return cmd
-}
-
+// newAuditCmd is `hopguard audit`, whose one subcommand `verify FILE`
+// checks the hash chain of an audit log: exit 0 and "N records, chain
+// intact"; exit 1 and the first bad line when a record was edited,
+// removed, reordered, duplicated or truncated; exit 2 on usage errors or
+// an unreadable file.
 func newAuditCmd(env Env, _ *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Inspect the control plane's hash-chained audit log",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return errors.New("usage: hopguard audit verify FILE")
+		},
 	}
 	verify := &cobra.Command{
 		Use:   "verify FILE",
