@@ -39,7 +39,20 @@ type Options struct {
 	RelPlotDir string
 	// Sections renders kinds not built in, by kind.
 	Sections map[string]SectionFunc
+	// Goals gives the headline rows of kinds not built in, by kind.
+	Goals map[string]GoalsFunc
 }
+
+// Goal is one headline row of a kind the report does not know.
+type Goal struct {
+	Metric, Measured, Baseline, Ratio, Target string
+	Met                                       bool
+	// Why explains a miss in the "not yet at its goals" section.
+	Why string
+}
+
+// GoalsFunc returns the headline rows of a result.
+type GoalsFunc func(f *result.File) ([]Goal, error)
 
 // goal is one goal checked against measured numbers.
 type goal struct {
@@ -96,6 +109,14 @@ func Render(files []*result.File, opts Options) (*Rendered, error) {
 				break
 			}
 			sec, err = render(f, opts.PlotDir, opts.RelPlotDir)
+			if gf := opts.Goals[f.Kind]; err == nil && gf != nil {
+				var ext []Goal
+				ext, err = gf(f)
+				for _, g := range ext {
+					gs = append(gs, goal{metric: g.Metric, measured: g.Measured, baseline: g.Baseline, ratio: g.Ratio,
+						target: g.Target, met: g.Met, why: g.Why})
+				}
+			}
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("report: %s: %w", f.Scenario, err))
@@ -230,7 +251,7 @@ func writeMisses(b *strings.Builder, goals []goal, storm bool) {
 		b.WriteString("Every goal checked above is met in this run.\n")
 	}
 	if storm {
-		b.WriteString("\nThe retry-storm goals are checked in the retry-storm sections below.\n")
+		b.WriteString("\nThe retry-storm rows of the headline come from the retry-storm section below, with the numbers behind them.\n")
 	} else {
 		b.WriteString("\nThe retry-storm goals (amplification, wasted work, goodput under overload) are not measured in this run: there are no storm results.\n")
 	}

@@ -51,6 +51,8 @@ type chain struct {
 	wg      sync.WaitGroup
 	edge    *grpc.ClientConn
 	leaf    *leaf
+	// rec is the recorder every service reports to; runOne swaps it.
+	rec atomic.Pointer[recorder]
 }
 
 // meshYAML is the hopguard configuration of cfg for the chain at addrs.
@@ -100,11 +102,12 @@ spec:
 // leaf is the chain's last service: fixed capacity, injectable faults.
 type leaf struct {
 	testgrpc.UnimplementedTestServiceServer
+	name  string
 	cfg   Leaf
 	slots chan struct{}
 	queue atomic.Int64
 	fault atomic.Pointer[Fault]
-	rec   atomic.Pointer[recorder]
+	rec   *atomic.Pointer[recorder]
 }
 
 func (l *leaf) UnaryCall(ctx context.Context, _ *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
@@ -117,6 +120,7 @@ func (l *leaf) UnaryCall(ctx context.Context, _ *testgrpc.SimpleRequest) (*testg
 			}
 		}
 	}
+	l.rec.Load().attempt(l.name, now)
 	l.rec.Load().leafAttempt(now, !origin.IsZero() && now.After(origin))
 	f := l.fault.Load()
 	if f != nil && f.Unavailable > 0 && rand.Float64() < f.Unavailable {
@@ -150,10 +154,13 @@ func (l *leaf) UnaryCall(ctx context.Context, _ *testgrpc.SimpleRequest) (*testg
 // hop is edge, b or c: it calls the next service.
 type hop struct {
 	testgrpc.UnimplementedTestServiceServer
+	name string
 	next testgrpc.TestServiceClient
+	rec  *atomic.Pointer[recorder]
 }
 
 func (h *hop) UnaryCall(ctx context.Context, req *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
+	h.rec.Load().attempt(h.name, time.Now())
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		if v := md.Get(deadlineKey); len(v) > 0 {
 			ctx = metadata.AppendToOutgoingContext(ctx, deadlineKey, v[0])
@@ -162,11 +169,10 @@ func (h *hop) UnaryCall(ctx context.Context, req *testgrpc.SimpleRequest) (*test
 	return h.next.UnaryCall(ctx, req)
 }
 
-var runSeq atomic.Int64
-
 // startChain starts the mesh for cfg. On error everything started is stopped.
 func startChain(ctx context.Context, chainNames []string, cfg Config, l Leaf, deadline time.Duration, rec *recorder, log *zap.Logger) (c *chain, err error) {
 	c = &chain{}
+	c.rec.Store(rec)
 	defer func() {
 		if err != nil {
 			c.stop()
@@ -231,23 +237,23 @@ func startChain(ctx context.Context, chainNames []string, cfg Config, l Leaf, de
 	extproc.New(extproc.Options{Engine: caller, Logger: log}).Register(eps)
 	serve(eps, lis["extproc"])
 
-	seq := runSeq.Add(1)
+	// The control plane's port makes node IDs unique within the process.
+	seq := c.cp.XDSAddr()[strings.LastIndexByte(c.cp.XDSAddr(), ':')+1:]
 	last := chainNames[len(chainNames)-1]
 	for i, name := range chainNames {
 		ic := interceptor.New(inbound[name], interceptor.Options{Logger: log})
 		gs := grpc.NewServer(grpc.UnaryInterceptor(ic.Unary()))
 		if name == last {
-			c.leaf = &leaf{cfg: l, slots: make(chan struct{}, l.Concurrency)}
-			c.leaf.rec.Store(rec)
+			c.leaf = &leaf{name: name, cfg: l, slots: make(chan struct{}, l.Concurrency), rec: &c.rec}
 			testgrpc.RegisterTestServiceServer(gs, c.leaf)
 		} else {
-			cc, err := dialXDS(c.cp.XDSAddr(), addrs["extproc"], name, fmt.Sprintf("%s-%d-%d", name, os.Getpid(), seq), chainNames[i+1])
+			cc, err := dialXDS(c.cp.XDSAddr(), addrs["extproc"], name, fmt.Sprintf("%s-%d-%s", name, os.Getpid(), seq), chainNames[i+1])
 			if err != nil {
 				gs.Stop()
 				return c, err
 			}
 			c.conns = append(c.conns, cc)
-			testgrpc.RegisterTestServiceServer(gs, &hop{next: testgrpc.NewTestServiceClient(cc)})
+			testgrpc.RegisterTestServiceServer(gs, &hop{name: name, next: testgrpc.NewTestServiceClient(cc), rec: &c.rec})
 		}
 		serve(gs, lis[name])
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"strconv"
 	"sync"
@@ -47,6 +48,7 @@ type recorder struct {
 	mu             sync.Mutex
 	offered        map[string]int64
 	leaf           map[string]int64
+	hops           map[string]int64
 	wasted         int64
 	workLate       int64
 	leafTotal      int64
@@ -58,7 +60,7 @@ type recorder struct {
 
 func newRecorder(start time.Time, w, f, r time.Duration) *recorder {
 	return &recorder{start: start, warmEnd: start.Add(w), fEnd: start.Add(w + f),
-		offered: map[string]int64{}, leaf: map[string]int64{}, ok: map[string]int64{}, late: map[string]int64{},
+		offered: map[string]int64{}, leaf: map[string]int64{}, hops: map[string]int64{}, ok: map[string]int64{}, late: map[string]int64{},
 		errs: map[string]int64{}, codes: map[string]int64{},
 		hist:    hdrhistogram.New(1, 60_000_000, 3),
 		goodput: make([]int64, int(math.Ceil(float64(w+f+r)/float64(bucket)))+1)}
@@ -72,6 +74,15 @@ func (r *recorder) phase(t time.Time) string {
 		return PhaseFault
 	}
 	return PhaseRecovery
+}
+
+// attempt counts an attempt that reached service name in the fault phase.
+func (r *recorder) attempt(name string, t time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.phase(t) == PhaseFault {
+		r.hops[name]++
+	}
 }
 
 func (r *recorder) leafAttempt(t time.Time, afterDeadline bool) {
@@ -180,7 +191,7 @@ func runOne(ctx context.Context, sc *Scenario, size Size, cfg Config, f Fault, l
 	}
 	start := time.Now()
 	fresh := newRecorder(start, w, fd, rd)
-	c.leaf.rec.Store(fresh)
+	c.rec.Store(fresh)
 	rec = fresh
 	faultOn := sync.OnceFunc(func() { c.leaf.fault.Store(&f) })
 	faultOff := sync.OnceFunc(func() { c.leaf.fault.Store(nil) })
@@ -211,7 +222,7 @@ func (r *recorder) result(config, fault string, w, f time.Duration) Cell {
 		Offered: r.offered[PhaseFault], LeafAttempts: r.leaf[PhaseFault],
 		OfferedTotal:      r.offered[PhaseWarmup] + r.offered[PhaseFault] + r.offered[PhaseRecovery],
 		LeafAttemptsTotal: r.leafTotal, Wasted: r.wasted, WorkAfterDeadline: r.workLate,
-		Successes: r.ok[PhaseFault], Late: r.late[PhaseFault], Errors: r.errs[PhaseFault], ErrorCodes: r.codes,
+		HopAttempts: maps.Clone(r.hops), Successes: r.ok[PhaseFault], Late: r.late[PhaseFault], Errors: r.errs[PhaseFault], ErrorCodes: r.codes,
 		BaselineGoodput: float64(r.ok[PhaseWarmup]) / w.Seconds(),
 		Goodput:         float64(r.ok[PhaseFault]) / f.Seconds(),
 		BucketSeconds:   bucket.Seconds(),
@@ -263,7 +274,7 @@ func Run(ctx context.Context, sc *Scenario, opts RunOptions) (*Result, error) {
 	if opts.Quick {
 		size = sc.Quick
 	}
-	res := &Result{Scenario: sc.Name, Quick: opts.Quick, Rate: size.Rate, DeadlineMs: float64(time.Duration(size.Deadline).Microseconds()) / 1000,
+	res := &Result{Scenario: sc.Name, Chain: sc.Chain, Quick: opts.Quick, Rate: size.Rate, DeadlineMs: float64(time.Duration(size.Deadline).Microseconds()) / 1000,
 		LeafCapacity: sc.Leaf.Capacity(), WarmupSeconds: time.Duration(size.Warmup).Seconds(),
 		FaultSeconds: time.Duration(size.Fault).Seconds(), RecoverySeconds: time.Duration(size.Recovery).Seconds()}
 	for _, c := range sc.Configs {
@@ -291,6 +302,12 @@ func Run(ctx context.Context, sc *Scenario, opts RunOptions) (*Result, error) {
 			res.Runs = append(res.Runs, run)
 		}
 	}
+	for _, c := range res.Configs {
+		if c.Note != "" {
+			res.Notes = append(res.Notes, c.Name+": "+c.Note)
+		}
+	}
+	res.Notes = append(res.Notes, res.goalNotes()...)
 	return res, nil
 }
 

@@ -23,13 +23,11 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-var labelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-
 // ErrInvalid is wrapped by LoadScenario's validation errors.
 var ErrInvalid = errors.New("storm: invalid scenario")
 
 // defaultChain is the chain when a scenario names none, caller first.
-var defaultChain = []string{"edge", "b", "c", "leaf"}
+func defaultChain() []string { return []string{"edge", "b", "c", "leaf"} }
 
 // Scenario is a storm scenario file (kind: storm).
 type Scenario struct {
@@ -169,8 +167,9 @@ func (sc *Scenario) validate() error {
 		bad("name is required")
 	}
 	if len(sc.Chain) == 0 {
-		sc.Chain = defaultChain
+		sc.Chain = defaultChain()
 	}
+	labelRE := regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	inChain := map[string]bool{}
 	for _, n := range sc.Chain {
 		if !labelRE.MatchString(n) || inChain[n] {

@@ -301,6 +301,7 @@ func render(cfg *config) error {
 	out, err := report.Render(files, report.Options{
 		PlotDir: plotDir, RelPlotDir: rel,
 		Sections: map[string]report.SectionFunc{result.KindStorm: stormSection},
+		Goals:    map[string]report.GoalsFunc{result.KindStorm: stormGoals},
 	})
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hopguard/hopguard/bench/report"
 	"github.com/hopguard/hopguard/bench/result"
 	"github.com/hopguard/hopguard/bench/storm"
 )
@@ -63,4 +64,18 @@ func stormSection(f *result.File, plotDir, relDir string) (string, error) {
 		return "", err
 	}
 	return r.Markdown(plotDir, relDir)
+}
+
+// stormGoals returns a storm result's headline rows.
+func stormGoals(f *result.File) ([]report.Goal, error) {
+	r, err := decodeStorm(f.Storm)
+	if err != nil {
+		return nil, err
+	}
+	var out []report.Goal
+	for _, g := range r.Headline() {
+		out = append(out, report.Goal{Metric: g.Metric, Measured: g.Measured, Baseline: g.Baseline, Ratio: g.Ratio,
+			Target: g.Target, Met: g.Met, Why: g.Why})
+	}
+	return out, nil
 }
