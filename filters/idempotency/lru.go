@@ -197,30 +197,27 @@ func (l *LRU) Release(_ context.Context, s Scope, token uint64, now time.Time) e
 	return l.finish(scopeKey(&s), token, now, EventRelease, nil)
 }
 
-// Get implements Store.Get. The returned record's Token is zero.
+// Get implements Store.Get. The returned record's Token is zero. It holds
+// the key's stripe like every other operation: a Complete that finds its
+// record and re-adds it as completed must not be observable half way, when
+// a capacity eviction has just taken the old entry out (a Get would see the
+// record absent, then present again).
 func (l *LRU) Get(_ context.Context, s Scope, now time.Time) (Record, bool, error) {
 	if l.cache == nil {
 		return Record{}, false, errNotReady
 	}
 	key := scopeKey(&s)
+	mu := l.stripe(key)
+	mu.Lock()
+	defer mu.Unlock()
 	e, ok := l.cache.Get(key)
 	if !ok {
 		return Record{}, false, nil
 	}
 	if expired(e, now) {
-		// Remove it under the stripe, unless a newer record replaced it.
-		mu := l.stripe(key)
-		mu.Lock()
-		e, ok = l.cache.Peek(key)
-		if ok && expired(e, now) {
-			l.expire(e)
-			l.cache.Remove(key)
-			ok = false
-		}
-		mu.Unlock()
-		if !ok {
-			return Record{}, false, nil
-		}
+		l.expire(e)
+		l.cache.Remove(key)
+		return Record{}, false, nil
 	}
 	rec := e.rec
 	rec.Token = 0
