@@ -234,7 +234,7 @@ func (r *Result) goalNotes() []string {
 			naive = fmt.Sprintf("%.2f×", n.Amplification)
 		}
 		goal(h.Amplification <= 1.2,
-			"hopguard's retry budget is a sliding 10 s window over every request the hop decided, the pre-fault ones included, so during a fault shorter than the window it admits more retries than its ratio of the fault's own requests (the attempts per service in the table show at which hop the extra attempts arise).",
+			"if the attempts per service in the table are equal below the first callee, every extra attempt was made by the one retry authority, and the excess is its budget admitting more than its ratio of the fault's own requests: the budget is a sliding 10 s window that also counts the requests before the fault (filters/engine/budget.go), which explains part of it; this run does not separate the rest.",
 			"At 100%% leaf failure hopguard amplifies %.2f× (goal ≤ 1.2×); naive %s in the same run (3 × 3 × 3 = 27× at most)", h.Amplification, naive)
 	}
 	var wasted, total int64
