@@ -54,7 +54,7 @@ func TestLoadScenario_Errors(t *testing.T) {
 		"zero attempts":   {"b:    {authority: mesh, attempts: 2", "b:    {authority: mesh, attempts: 0", "attempts"},
 		"hop not callee":  {"b:    {authority: mesh, attempts: 2", "edge: {authority: mesh, attempts: 2", "not a callee"},
 		"bad chain":       {"chain: [edge, b, c, leaf]", "chain: [edge, edge]", "unique"},
-		"unknown fault":   {"  recovery: 1s\n", "  recovery: 1s\n  faults: [meteor]\n", "meteor"},
+		"unknown fault":   {"  recovery: 700ms\n", "  recovery: 700ms\n  faults: [meteor]\n", "meteor"},
 		"bad duration":    {"deadline: 300ms\n  warmup: 2s", "deadline: soon\n  warmup: 2s", "soon"},
 		"fault with none": {"{name: latency, latency: 400ms}", "{name: latency}", "set unavailable"},
 	}
