@@ -130,7 +130,10 @@ func startEnforcedMesh(t *testing.T, budgetsYAML string, opts ...func(*controlpl
 	return &enforcedMesh{mesh: &mesh{dir: dir, cp: cp}, extProcAddr: epLis.Addr().String(), backend: b}
 }
 
-const chargeBudgets = `apiVersion: hopguard.dev/v1alpha1
+// paymentsMesh is the MeshConfig and the two Services (checkout calling
+// payments) every budget fixture below shares, with %[1]s for the backend
+// address and %[2]s for the ext_proc address; fixtures append their routes.
+const paymentsMesh = `apiVersion: hopguard.dev/v1alpha1
 kind: MeshConfig
 metadata: {name: default}
 spec:
@@ -152,7 +155,9 @@ spec:
   port: 9001
   endpoints: [{address: %[1]q}]
 ---
-apiVersion: hopguard.dev/v1alpha1
+`
+
+const chargeBudgets = paymentsMesh + `apiVersion: hopguard.dev/v1alpha1
 kind: RouteBudget
 metadata: {name: create-charge, namespace: shop}
 spec:
@@ -277,29 +282,7 @@ func TestEnforcedDeadlineAndIdempotency(t *testing.T) {
 	})
 }
 
-const retryBudgets = `apiVersion: hopguard.dev/v1alpha1
-kind: MeshConfig
-metadata: {name: default}
-spec:
-  environment: e2e
-  extProc: {address: %[2]q, timeout: 1s}
----
-apiVersion: hopguard.dev/v1alpha1
-kind: Service
-metadata: {name: checkout, namespace: shop}
-spec:
-  port: 9000
-  endpoints: [{address: 127.0.0.1:9000}]
-  dependsOn: [payments]
----
-apiVersion: hopguard.dev/v1alpha1
-kind: Service
-metadata: {name: payments, namespace: shop}
-spec:
-  port: 9001
-  endpoints: [{address: %[1]q}]
----
-apiVersion: hopguard.dev/v1alpha1
+const retryBudgets = paymentsMesh + `apiVersion: hopguard.dev/v1alpha1
 kind: RouteBudget
 metadata: {name: get-charge, namespace: shop}
 spec:

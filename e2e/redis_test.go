@@ -88,29 +88,7 @@ func startKeyedBackend(t *testing.T) *keyedBackend {
 // sharedBudgets: one side-effecting route over the whole TestService, so
 // UnaryCall and EmptyCall share idempotency scopes (same route) and differ
 // in fingerprint (another path).
-const sharedBudgets = `apiVersion: hopguard.dev/v1alpha1
-kind: MeshConfig
-metadata: {name: default}
-spec:
-  environment: e2e
-  extProc: {address: %[2]q, timeout: 1s}
----
-apiVersion: hopguard.dev/v1alpha1
-kind: Service
-metadata: {name: checkout, namespace: shop}
-spec:
-  port: 9000
-  endpoints: [{address: 127.0.0.1:9000}]
-  dependsOn: [payments]
----
-apiVersion: hopguard.dev/v1alpha1
-kind: Service
-metadata: {name: payments, namespace: shop}
-spec:
-  port: 9001
-  endpoints: [{address: %[1]q}]
----
-apiVersion: hopguard.dev/v1alpha1
+const sharedBudgets = paymentsMesh + `apiVersion: hopguard.dev/v1alpha1
 kind: RouteBudget
 metadata: {name: charges, namespace: shop}
 spec:
