@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -32,26 +31,12 @@ import (
 	"google.golang.org/grpc/xds"
 
 	"github.com/hopguard/hopguard/controlplane"
+	"github.com/hopguard/hopguard/internal/testutil/extprocenv"
 )
 
-// extProcEnv must be in the process environment before grpc-go initialises,
-// or its client-side ext_proc filter is not registered (see
-// shared notes): TestMain re-runs the test binary with it set.
-const extProcEnv = "GRPC_EXPERIMENTAL_XDS_EXT_PROC_ON_CLIENT"
-
 func TestMain(m *testing.M) {
-	if os.Getenv(extProcEnv) != "true" {
-		cmd := exec.Command(os.Args[0], os.Args[1:]...)
-		cmd.Env = append(os.Environ(), extProcEnv+"=true")
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
-			if ee, ok := err.(*exec.ExitError); ok {
-				os.Exit(ee.ExitCode())
-			}
-			fmt.Fprintln(os.Stderr, "e2e: re-exec:", err)
-			os.Exit(2)
-		}
-		os.Exit(0)
+	if extprocenv.Reexec() {
+		return
 	}
 	os.Exit(m.Run())
 }

@@ -4,31 +4,20 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-)
 
-const extProcEnv = "GRPC_EXPERIMENTAL_XDS_EXT_PROC_ON_CLIENT"
+	"github.com/hopguard/hopguard/internal/testutil/extprocenv"
+)
 
 // TestMain re-runs the test binary with grpc-go's client-side ext_proc
 // filter enabled: grpc-go reads the variable when its xds package starts.
 func TestMain(m *testing.M) {
-	if os.Getenv(extProcEnv) != "true" {
-		cmd := exec.Command(os.Args[0], os.Args[1:]...)
-		cmd.Env = append(os.Environ(), extProcEnv+"=true")
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				os.Exit(ee.ExitCode())
-			}
-			os.Exit(1)
-		}
-		os.Exit(0)
+	if extprocenv.Reexec() {
+		return
 	}
 	os.Exit(m.Run())
 }

@@ -3,38 +3,22 @@ package demo
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/hopguard/hopguard/api/v1alpha1"
 	"go.uber.org/goleak"
+
+	"github.com/hopguard/hopguard/api/v1alpha1"
+	"github.com/hopguard/hopguard/internal/testutil/extprocenv"
 )
 
-// extProcEnv must be set before grpc-go initialises, or its client-side
-// ext_proc filter is not registered: TestMain re-runs the test binary with
-// it set.
-const extProcEnv = "GRPC_EXPERIMENTAL_XDS_EXT_PROC_ON_CLIENT"
-
 func TestMain(m *testing.M) {
-	if os.Getenv(extProcEnv) != "true" {
-		cmd := exec.Command(os.Args[0], os.Args[1:]...)
-		cmd.Env = append(os.Environ(), extProcEnv+"=true")
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				os.Exit(ee.ExitCode())
-			}
-			fmt.Fprintln(os.Stderr, "demo: re-exec:", err)
-			os.Exit(2)
-		}
-		os.Exit(0)
+	if extprocenv.Reexec() {
+		return
 	}
 	goleak.VerifyTestMain(m)
 }
