@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/hopguard/hopguard/controlplane/ir"
 	"github.com/hopguard/hopguard/controlplane/metrics"
@@ -379,8 +381,24 @@ func TestBadNodeIsRefused(t *testing.T) {
 	if err := s.Update(xdstest.Mesh(time.Second, "payments")); err != nil {
 		t.Fatal(err)
 	}
-	c := dial(t, addr, &corev3.Node{Id: "no-cluster"}, false)
-	time.Sleep(200 * time.Millisecond)
+	c, err := xdstest.Dial(context.Background(), addr, &corev3.Node{Id: "no-cluster"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	// The server ends the stream on the first request, so only one is sent:
+	// a second could meet the closed stream.
+	if err := c.Subscribe(resourcev3.ListenerType); err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream of a node without cluster still open after 5s")
+	}
+	if code := status.Code(c.Err()); code != codes.InvalidArgument {
+		t.Errorf("stream ended with %v, want InvalidArgument", c.Err())
+	}
 	if n := len(c.Responses()); n != 0 {
 		t.Errorf("node without cluster got %d responses, want 0", n)
 	}

@@ -264,6 +264,16 @@ func (c *Client) WaitFor(ctx context.Context, typeURL, version string) (Response
 	}
 }
 
+// Done is closed when the stream has ended.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err returns the error that ended the stream, or nil while it is open.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.recvErr
+}
+
 // Close ends the stream and the connection and waits for the receiver.
 func (c *Client) Close() error {
 	c.cancel()
