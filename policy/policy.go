@@ -116,7 +116,8 @@ type Retry struct {
 	MinRemainingAuto bool `json:"minRemainingAuto"`
 	// MinRemaining is the retry threshold when MinRemainingAuto is false.
 	MinRemaining time.Duration `json:"minRemaining"`
-	// BudgetRatio is the fraction of requests that may be retries (0–1).
+	// BudgetRatio is retries allowed per original request (0–1); retries do
+	// not count as requests.
 	BudgetRatio float64 `json:"budgetRatio"`
 	// BudgetMinPerSecond is a floor of retries per second.
 	BudgetMinPerSecond int `json:"budgetMinPerSecond"`

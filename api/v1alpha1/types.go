@@ -234,9 +234,10 @@ func (m MinRemaining) String() string {
 	return m.Value.String()
 }
 
-// Budget caps retries: at most Ratio of requests, plus MinPerSecond.
+// Budget caps retries: at most Ratio of original requests (first attempts;
+// retries do not count) over a 10 s window, plus MinPerSecond.
 type Budget struct {
-	// Ratio is the fraction of requests that may be retries, 0–1 (default 0.2).
+	// Ratio is retries allowed per original request, 0–1 (default 0.2).
 	Ratio *float64 `yaml:"ratio,omitempty" json:"ratio,omitempty"`
 	// MinPerSecond is a floor of retries per second always allowed (default 5).
 	MinPerSecond *int `yaml:"minPerSecond,omitempty" json:"minPerSecond,omitempty"`

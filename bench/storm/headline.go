@@ -33,7 +33,7 @@ func (r *Result) Headline() []Goal {
 				Ratio: fmt.Sprintf("%.3f×", h.Amplification/n.Amplification), Target: "hopguard ≤ 1.2× (naive ≈ 27×)",
 				Met: h.Amplification <= 1.2}
 			if !g.Met {
-				g.Why = "The retry budget is a sliding 10 s window over every request the hop decided, warm-up requests and retries included, so in a fault shorter than the window it admits more than its 10% of the fault's own requests."
+				g.Why = "The retry budget is a sliding 10 s window of original requests: those from before the fault still fund retries during it, so in a fault shorter than the window it admits more than its share of the fault's own requests."
 			}
 			out = append(out, g)
 		}

@@ -13,8 +13,11 @@ const (
 )
 
 // budget is a route's retry budget over a sliding window of budgetBuckets
-// one-second buckets: every request counts, and a retry is admitted while
-// retries < ratio × requests + minPerSecond × window seconds.
+// one-second buckets: first attempts are counted as requests, and a retry is
+// admitted while retries < ratio × requests + minPerSecond × window seconds.
+// Retries do not count as requests, so a route whose calls all fail cannot
+// raise its own allowance: over a window, admitted retries stay at most
+// ratio × original requests plus the floor.
 //
 // It takes no locks. A bucket is recycled by the first caller that sees it
 // belongs to an old second (CAS on its epoch, then zeroing), so counts racing
@@ -45,7 +48,7 @@ func (b *budget) slot(e int64) *budgetSlot {
 	return s
 }
 
-// countRequest counts one request (first attempt or retry) at now.
+// countRequest counts one original request (a first attempt) at now.
 func (b *budget) countRequest(now time.Time) {
 	e := budgetEpoch(now)
 	s := b.slot(e)
@@ -67,8 +70,8 @@ func (b *budget) window(now time.Time) (requests, retries uint64) {
 	return requests, retries
 }
 
-// admitRetry reports whether a retry at now fits the budget (the retry's own
-// request already counted by countRequest) and, if so, counts it.
+// admitRetry reports whether a retry at now fits the budget and, if so,
+// counts it.
 func (b *budget) admitRetry(now time.Time, ratio float64, minPerSecond int) bool {
 	requests, retries := b.window(now)
 	allowed := ratio*float64(requests) + float64(minPerSecond)*budgetWindow.Seconds()

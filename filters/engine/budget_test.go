@@ -50,23 +50,6 @@ func TestBudget_Admission(t *testing.T) {
 	}
 }
 
-func TestBudget_RetriesCountAsRequests(t *testing.T) {
-	var b budget
-	admitted := 0
-	for range 50 {
-		b.countRequest(t0)
-		if b.admitRetry(t0, 0.1, 2) {
-			admitted++
-		}
-	}
-	// The k-th try is admitted while admitted < 0.1·k + 20: the first 23
-	// pass, then refused tries keep raising the request count, admitting
-	// one more at k = 31 and k = 41.
-	if admitted != 25 {
-		t.Errorf("admitted %d of 50, want 25", admitted)
-	}
-}
-
 func TestBudget_WindowSlides(t *testing.T) {
 	var b budget
 	requests(&b, t0, 100)

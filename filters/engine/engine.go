@@ -176,7 +176,11 @@ func (e *Engine) Decide(ctx context.Context, r *Route, f *Facts) Decision {
 	d.Deadline = effectiveDeadline(now, &p.Deadline, mesh.ClockSkew, f)
 	d.Remaining = d.Deadline.Sub(now)
 
-	st.budget.countRequest(now)
+	if d.Attempt <= 1 {
+		// Only first attempts fund the retry budget: counting retries too
+		// would let a failing route raise its own allowance.
+		st.budget.countRequest(now)
+	}
 	st.m.remaining.Observe(d.Remaining.Seconds())
 	if d.Layer != LayerFirst {
 		st.m.retries[d.Layer].Inc()

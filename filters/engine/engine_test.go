@@ -365,8 +365,8 @@ func TestDecide_RetryBudgetSlidingWindow(t *testing.T) {
 			t.Fatalf("first attempt rejected: %v", d.Reason)
 		}
 	}
-	// Each retry is a request too: the k-th retry is admitted while
-	// admitted < 0.1 × (90 + k), which holds up to k = 11.
+	// Only first attempts fund the budget: 0.1 × 90 admits 9 retries, and
+	// the retries that follow, admitted or refused, do not raise it.
 	admitted := 0
 	var last Decision
 	for range 20 {
@@ -375,18 +375,15 @@ func TestDecide_RetryBudgetSlidingWindow(t *testing.T) {
 			admitted++
 		}
 	}
-	if admitted != 11 || last.Reason != ReasonRetryBudgetExhausted {
-		t.Errorf("admitted %d retries, last %v; want 11 and %v", admitted, last.Reason, ReasonRetryBudgetExhausted)
+	if admitted != 9 || last.Reason != ReasonRetryBudgetExhausted {
+		t.Errorf("admitted %d retries, last %v; want 9 and %v", admitted, last.Reason, ReasonRetryBudgetExhausted)
 	}
-	// Ten seconds later the window has slid past all of it: a lone retry
-	// counts as one request (0 < 0.1 admits it), a second one has no
-	// traffic behind it; after fresh traffic retries pass again.
+	// Ten seconds later the window has slid past all of it: with no
+	// floor, a retry with no traffic behind it is refused; after fresh
+	// traffic retries pass again.
 	clk.Advance(budgetWindow)
-	if d := e.Decide(ctx, r, &Facts{EnvoyAttemptCount: 2}); d.Reject {
-		t.Errorf("first retry in a fresh window = %v, want allowed", d.Reason)
-	}
 	if d := e.Decide(ctx, r, &Facts{EnvoyAttemptCount: 2}); d.Reason != ReasonRetryBudgetExhausted {
-		t.Errorf("second retry without traffic = %v, want %v", d.Reason, ReasonRetryBudgetExhausted)
+		t.Errorf("retry without traffic = %v, want %v", d.Reason, ReasonRetryBudgetExhausted)
 	}
 	for range 20 {
 		e.Decide(ctx, r, &Facts{})
