@@ -204,6 +204,20 @@ func TestSubscriptionRefusesBadBundles(t *testing.T) {
 		t.Errorf("generation after refusals = %v, want 10", g)
 	}
 
+	// The policies in force again, at a lower generation (as another
+	// control-plane replica would number them): unchanged, not refused.
+	refusedBefore := metricSum(t, metricsURL, "hopguard_filter_bundle_refusals_total")
+	pub.Publish(sign(*policies, k, "e2e", 8))
+	eventually(t, 5*time.Second, "an unchanged bundle counted", func() bool {
+		return metricSum(t, metricsURL, "hopguard_filter_bundles_total", `result="unchanged"`) == 1
+	})
+	if n := metricSum(t, metricsURL, "hopguard_filter_bundle_refusals_total"); n != refusedBefore {
+		t.Errorf("refusals went from %v to %v on a bundle with the policies in force", refusedBefore, n)
+	}
+	if g := metricSum(t, metricsURL, "hopguard_filter_bundle_generation"); g != 10 {
+		t.Errorf("generation after an unchanged bundle = %v, want 10", g)
+	}
+
 	// A newer good bundle is accepted and enforced.
 	pub.Publish(good11)
 	eventually(t, 5*time.Second, "generation 11 enforced", func() bool { return call() == nil })

@@ -25,8 +25,14 @@ import (
 
 // AcceptFunc verifies and installs one marshalled bundle. It returns the
 // bundle's generation, or an error when the bundle is refused (and nothing
-// was installed).
+// was installed). An error wrapping ErrUnchanged is not a refusal: the
+// bundle verified and carries what is already enforced.
 type AcceptFunc func(raw []byte) (generation uint64, err error)
+
+// ErrUnchanged, wrapped by an AcceptFunc's error, says the bundle verified
+// but carries the policies already in force (e.g. sent again after a
+// reconnect). It is counted as result "unchanged", not as a refusal.
+var ErrUnchanged = errors.New("subscribe: bundle unchanged")
 
 // Options configure Run.
 type Options struct {
@@ -53,7 +59,8 @@ type Metrics struct {
 	// Generation is hopguard_filter_bundle_generation: the generation of
 	// the bundle being enforced (0 before the first).
 	Generation prometheus.Gauge
-	// Received is hopguard_filter_bundles_total{result}: bundles accepted or refused.
+	// Received is hopguard_filter_bundles_total{result}: bundles accepted,
+	// unchanged (verified, policies already in force) or refused.
 	Received *prometheus.CounterVec
 	// Refusals is hopguard_filter_bundle_refusals_total{reason}.
 	Refusals *prometheus.CounterVec
@@ -69,7 +76,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Generation: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hopguard_filter_bundle_generation",
 			Help: "Generation of the verified policy bundle being enforced (0 before the first)."}),
 		Received: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hopguard_filter_bundles_total",
-			Help: "Policy bundles received from the control plane, by result (accepted, refused)."}, []string{"result"}),
+			Help: "Policy bundles received from the control plane, by result (accepted, unchanged, refused)."}, []string{"result"}),
 		Refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hopguard_filter_bundle_refusals_total",
 			Help: "Policy bundles refused, by reason; the last accepted bundle stays enforced."}, []string{"reason"}),
 		Connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hopguard_filter_bundle_stream_up",
@@ -87,6 +94,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}
 	}
 	m.Received.WithLabelValues("accepted")
+	m.Received.WithLabelValues("unchanged")
 	m.Received.WithLabelValues("refused")
 	return m, nil
 }
@@ -176,6 +184,11 @@ func stream(ctx context.Context, opts *Options) (got bool, err error) {
 		}
 		got = true
 		gen, err := opts.Accept(msg.GetValue())
+		if errors.Is(err, ErrUnchanged) {
+			opts.Metrics.Received.WithLabelValues("unchanged").Inc()
+			opts.Logger.Info("policy bundle unchanged; the bundle in force stays", zap.Error(err))
+			continue
+		}
 		if err != nil {
 			reason := opts.Reason(err)
 			opts.Metrics.Received.WithLabelValues("refused").Inc()

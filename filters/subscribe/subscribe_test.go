@@ -3,8 +3,10 @@ package subscribe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -55,7 +57,8 @@ func (c *controlPlane) stop() {
 	<-c.done
 }
 
-// recorder is an AcceptFunc that refuses bundles starting with "bad".
+// recorder is an AcceptFunc that refuses bundles starting with "bad" and
+// reports those starting with "same" as unchanged.
 type recorder struct {
 	mu  sync.Mutex
 	got []string
@@ -65,8 +68,11 @@ var errBad = errors.New("bad bundle")
 
 func (r *recorder) accept(raw []byte) (uint64, error) {
 	s := string(raw)
-	if len(s) >= 3 && s[:3] == "bad" {
+	if strings.HasPrefix(s, "bad") {
 		return 0, errBad
+	}
+	if strings.HasPrefix(s, "same") {
+		return 0, fmt.Errorf("%w: %s", ErrUnchanged, s)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -124,6 +130,11 @@ func TestRun_AcceptsRefusesAndReconnects(t *testing.T) {
 	waitFor(t, "refusal", func() bool { return testutil.ToFloat64(m.Refusals.WithLabelValues("bad")) == 1 })
 	if rec.last() != "gen-1" {
 		t.Fatalf("after a refusal the installed bundle is %q, want gen-1", rec.last())
+	}
+	cp.pub.Publish([]byte("same-1"))
+	waitFor(t, "unchanged", func() bool { return testutil.ToFloat64(m.Received.WithLabelValues("unchanged")) == 1 })
+	if n := testutil.ToFloat64(m.Received.WithLabelValues("refused")); n != 1 {
+		t.Errorf("refused = %v after an unchanged bundle, want 1 (bad-2 only)", n)
 	}
 	cp.pub.Publish([]byte("gen-3"))
 	waitFor(t, "third bundle", func() bool { return rec.last() == "gen-3" })

@@ -102,9 +102,17 @@ func openSubscription(ctx context.Context, f *subscriptionFlags, eng *engine.Eng
 	var once sync.Once
 	accept := func(raw []byte) (uint64, error) {
 		b, err := v.Accept(raw)
+		unchanged := errors.Is(err, bundle.ErrUnchanged)
 		s.mu.Lock()
-		s.lastErr = err
+		if unchanged {
+			s.lastErr = nil // in step with the control plane again
+		} else {
+			s.lastErr = err
+		}
 		s.mu.Unlock()
+		if unchanged {
+			return b.Generation, fmt.Errorf("%w: %w", subscribe.ErrUnchanged, err)
+		}
 		if err != nil {
 			return 0, err
 		}
@@ -141,7 +149,8 @@ func (s *subscriptionFeed) Run(ctx context.Context) error {
 	return nil
 }
 
-// LastError is the last refusal, nil once a later bundle was accepted.
+// LastError is the last refusal, nil once a later bundle was accepted or
+// the bundle in force was received again.
 func (s *subscriptionFeed) LastError() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -45,8 +45,16 @@ var (
 	ErrStale            = errors.New("bundle: generation not newer than the one in force")
 )
 
+// ErrUnchanged is returned by Verifier.Accept for a verified bundle whose
+// policies are those already in force, whatever its generation: the same
+// bundle sent again after a reconnect, or by another control-plane
+// replica, which numbers generations on its own. It is not a refusal:
+// nothing needs installing.
+var ErrUnchanged = errors.New("bundle: same policies as the bundle in force")
+
 // Reason returns the metric label of a refusal: malformed, unsigned,
-// signature, hash, environment, stale, or other.
+// signature, hash, environment, stale, or other ("unchanged" for
+// ErrUnchanged, which is not a refusal).
 func Reason(err error) string {
 	switch {
 	case errors.Is(err, ErrMalformed):
@@ -61,6 +69,8 @@ func Reason(err error) string {
 		return "environment"
 	case errors.Is(err, ErrStale):
 		return "stale"
+	case errors.Is(err, ErrUnchanged):
+		return "unchanged"
 	}
 	return "other"
 }
@@ -167,6 +177,7 @@ type Verifier struct {
 
 	mu   sync.Mutex
 	last uint64
+	hash string // PolicyHash of the bundle in force
 }
 
 // NewVerifier returns a verifier for environment env trusting keys (several
@@ -186,7 +197,10 @@ func (v *Verifier) AllowUnsigned() { v.allowUnsigned = true }
 
 // Accept decodes and verifies raw and, when it passes, records its
 // generation as the one in force and returns it. A refused bundle changes
-// nothing; the error wraps one of the Err values of this package.
+// nothing; the error wraps one of the Err values of this package. A bundle
+// that verifies and carries the policies in force returns it with an error
+// wrapping ErrUnchanged, and changes nothing either: only a bundle with
+// other policies must be newer than the one in force.
 func (v *Verifier) Accept(raw []byte) (*Bundle, error) {
 	b, err := Unmarshal(raw)
 	if err != nil {
@@ -227,10 +241,13 @@ func (v *Verifier) Accept(raw []byte) (*Bundle, error) {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.hash != "" && b.PolicyHash == v.hash {
+		return b, fmt.Errorf("%w: generation %d, in force %d, policy_hash %s", ErrUnchanged, b.Generation, v.last, b.PolicyHash)
+	}
 	if b.Generation <= v.last {
 		return nil, fmt.Errorf("%w: generation %d, in force %d", ErrStale, b.Generation, v.last)
 	}
-	v.last = b.Generation
+	v.last, v.hash = b.Generation, b.PolicyHash
 	return b, nil
 }
 

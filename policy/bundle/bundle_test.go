@@ -33,7 +33,21 @@ func shopPolicies(t *testing.T, dir string) *policy.Bundle {
 
 func signedBundle(t *testing.T, k *signing.PrivateKey, env string, gen uint64) []byte {
 	t.Helper()
-	b := New(*shopPolicies(t, "../../examples/shop/config"), SchemaRev, env, gen, time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
+	return signedPolicies(t, k, shopPolicies(t, "../../examples/shop/config"), env, gen)
+}
+
+// changedPolicies is the example with one route's default deadline changed:
+// other policies, another policy_hash.
+func changedPolicies(t *testing.T) *policy.Bundle {
+	t.Helper()
+	p := shopPolicies(t, "../../examples/shop/config")
+	p.Routes[0].Deadline.Default += time.Millisecond
+	return p
+}
+
+func signedPolicies(t *testing.T, k *signing.PrivateKey, p *policy.Bundle, env string, gen uint64) []byte {
+	t.Helper()
+	b := New(*p, SchemaRev, env, gen, time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
 	if err := b.Sign(k); err != nil {
 		t.Fatal(err)
 	}
@@ -117,8 +131,8 @@ func TestVerifier_Refusals(t *testing.T) {
 	}{
 		{"wrong key", signedBundle(t, other, "prod", 6), ErrBadSignature},
 		{"other environment", signedBundle(t, k, "staging", 6), ErrWrongEnvironment},
-		{"older generation", signedBundle(t, k, "prod", 4), ErrStale},
-		{"same generation", good, ErrStale},
+		{"other policies, older generation", signedPolicies(t, k, changedPolicies(t), "prod", 4), ErrStale},
+		{"other policies, same generation", signedPolicies(t, k, changedPolicies(t), "prod", 5), ErrStale},
 		{"unsigned", unsigned, ErrUnsigned},
 		{"not json", []byte("{"), ErrMalformed},
 	}
@@ -137,10 +151,48 @@ func TestVerifier_Refusals(t *testing.T) {
 			}
 			// A refusal changes nothing: the next good bundle is judged
 			// against the one in force.
-			if _, err := v.Accept(signedBundle(t, k, "prod", 6)); err != nil {
+			if _, err := v.Accept(signedPolicies(t, k, changedPolicies(t), "prod", 6)); err != nil {
 				t.Errorf("next good bundle after a refusal: %v", err)
 			}
 		})
+	}
+}
+
+// TestVerifier_SamePoliciesAreUnchanged: the bundle in force sent again
+// (after a reconnect, or by a replica that numbers generations on its own,
+// higher or lower) verifies as unchanged, not as a stale refusal, and does
+// not move the generation in force.
+func TestVerifier_SamePoliciesAreUnchanged(t *testing.T) {
+	k := key(t)
+	v := NewVerifier("prod", k.Public())
+	if _, err := v.Accept(signedBundle(t, k, "prod", 5)); err != nil {
+		t.Fatal(err)
+	}
+	for _, gen := range []uint64{5, 3, 8} {
+		b, err := v.Accept(signedBundle(t, k, "prod", gen))
+		if !errors.Is(err, ErrUnchanged) || b == nil || b.Generation != gen {
+			t.Fatalf("same policies at generation %d: %v (bundle %v), want ErrUnchanged with the bundle", gen, err, b != nil)
+		}
+		if Reason(err) != "unchanged" {
+			t.Errorf("Reason = %q, want unchanged", Reason(err))
+		}
+	}
+	// The generation in force is still 5: other policies at 6 pass, and
+	// then the first policies at 7 are a change again (newer: accepted).
+	if _, err := v.Accept(signedPolicies(t, k, changedPolicies(t), "prod", 6)); err != nil {
+		t.Fatalf("other policies at generation 6: %v", err)
+	}
+	if _, err := v.Accept(signedBundle(t, k, "prod", 4)); !errors.Is(err, ErrStale) {
+		t.Errorf("earlier policies at an older generation: %v, want %v", err, ErrStale)
+	}
+	if _, err := v.Accept(signedBundle(t, k, "prod", 7)); err != nil {
+		t.Errorf("earlier policies at a newer generation: %v", err)
+	}
+	// Verification still comes first: a tampered copy of the bundle in
+	// force is refused, not reported as unchanged.
+	raw := signedBundle(t, key(t), "prod", 7)
+	if _, err := v.Accept(raw); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("bundle in force signed by an unknown key: %v, want %v", err, ErrBadSignature)
 	}
 }
 
@@ -230,7 +282,7 @@ func TestVerifier_KeyRotation(t *testing.T) {
 	if _, err := v.Accept(signedBundle(t, oldKey, "prod", 1)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Accept(signedBundle(t, newKey, "prod", 2)); err != nil {
+	if _, err := v.Accept(signedPolicies(t, newKey, changedPolicies(t), "prod", 2)); err != nil {
 		t.Fatal(err)
 	}
 }
