@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -241,29 +242,47 @@ func (s *Server) updateLocked(m *ir.Mesh) error {
 	return errors.Join(errs...)
 }
 
-// renderInto renders the keys not yet in rendered. Failures of required
-// keys are returned; failures of optional keys leave them out.
+// renderInto renders the keys not yet in rendered, on up to GOMAXPROCS
+// goroutines (translation and versioning only read the mesh). Failures of
+// required keys are returned, in key order; failures of optional keys
+// leave them out.
 func (s *Server) renderInto(rendered map[renderKey]*rendering, m *ir.Mesh, required, optional []renderKey) error {
-	var errs []error
+	type job struct {
+		key      renderKey
+		required bool
+		r        *rendering
+		err      error
+	}
+	var jobs []job
 	for _, k := range required {
-		if rendered[k] != nil {
-			continue
+		if rendered[k] == nil {
+			jobs = append(jobs, job{key: k, required: true})
 		}
-		r, err := s.renderKey(m, k)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		rendered[k] = r
 	}
 	for _, k := range optional {
-		if rendered[k] != nil {
-			continue
+		if rendered[k] == nil {
+			jobs = append(jobs, job{key: k})
 		}
-		if r, err := s.renderKey(m, k); err == nil {
-			rendered[k] = r
-		} else {
-			s.log.Info("xds: dropping snapshot of disconnected nodes", zap.String("service", k.service), zap.Error(err))
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(jobs)); i = next.Add(1) - 1 {
+				jobs[i].r, jobs[i].err = s.renderKey(m, jobs[i].key)
+			}
+		})
+	}
+	wg.Wait()
+	var errs []error
+	for _, j := range jobs {
+		switch {
+		case j.err == nil:
+			rendered[j.key] = j.r
+		case j.required:
+			errs = append(errs, j.err)
+		default:
+			s.log.Info("xds: dropping snapshot of disconnected nodes", zap.String("service", j.key.service), zap.Error(j.err))
 		}
 	}
 	return errors.Join(errs...)
