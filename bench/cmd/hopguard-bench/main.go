@@ -5,6 +5,7 @@
 //
 //	go run ./bench/cmd/hopguard-bench [-quick] [-scenarios bench/scenarios] [-out bench/results]
 //	    [-report bench/REPORT.md] [-only overhead,storm,cpscale,micro] [-report-only]
+//	    [-cpuprofile FILE]
 //
 // After a run it checks every result file for internal consistency (counts
 // add up, percentiles ordered, ratios computed from the numbers shown) and
@@ -21,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -48,6 +50,7 @@ type config struct {
 	microCount int
 	microTime  string
 	goCmd      string
+	cpuProfile string
 }
 
 // errUsage marks command-line mistakes (exit 2).
@@ -76,6 +79,18 @@ func run(ctx context.Context, args []string, stderr *os.File) int {
 		return 2
 	}
 	p := newProgress(stderr, time.Now())
+	if cfg.cpuProfile != "" {
+		stopProfile, err := startCPUProfile(cfg.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer func() {
+			if err := stopProfile(); err != nil {
+				fmt.Fprintln(stderr, err)
+			}
+		}()
+	}
 	if !cfg.reportOnly {
 		if err := runScenarios(ctx, cfg, p); err != nil {
 			p.Done("FAILED: %v", err)
@@ -94,6 +109,25 @@ func run(ctx context.Context, args []string, stderr *os.File) int {
 	return 0
 }
 
+// startCPUProfile profiles the process into path until the returned
+// function is called.
+func startCPUProfile(path string) (func() error, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("hopguard-bench: -cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, errors.Join(fmt.Errorf("hopguard-bench: -cpuprofile: %w", err), f.Close())
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("hopguard-bench: -cpuprofile: %w", err)
+		}
+		return nil
+	}, nil
+}
+
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("hopguard-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -109,6 +143,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.microCount, "micro-count", 0, "go test -count for the micro-benchmarks (default 6, quick 2)")
 	fs.StringVar(&cfg.microTime, "micro-benchtime", "", "go test -benchtime for the micro-benchmarks (default 200ms, quick 20ms)")
 	fs.StringVar(&cfg.goCmd, "go", "go", "the go command")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (go tool pprof) to this file")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
