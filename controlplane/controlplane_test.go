@@ -380,6 +380,7 @@ func TestContextCancelStops(t *testing.T) {
 func TestInChangeWindow(t *testing.T) {
 	weekdays := ir.ChangeWindow{Days: []time.Weekday{time.Monday, time.Tuesday}, From: 9 * 60, To: 17 * 60, Timezone: "UTC"}
 	berlin := ir.ChangeWindow{Days: []time.Weekday{time.Monday}, From: 9 * 60, To: 10 * 60, Timezone: "Europe/Berlin"}
+	tokyo := ir.ChangeWindow{Days: []time.Weekday{time.Monday}, From: 0, To: 2 * 60, Timezone: "Asia/Tokyo"}
 	monday := func(h, m int) time.Time { return time.Date(2025, 3, 3, h, m, 0, 0, time.UTC) }
 	tests := []struct {
 		name    string
@@ -395,6 +396,13 @@ func TestInChangeWindow(t *testing.T) {
 		{"other zone", monday(8, 30), []ir.ChangeWindow{berlin}, true},
 		{"other zone outside", monday(9, 30), []ir.ChangeWindow{berlin}, false},
 		{"second window", monday(8, 30), []ir.ChangeWindow{weekdays, berlin}, true},
+		// Berlin is UTC+2 in summer: 07:30Z on Monday 2025-06-02 is 09:30 local.
+		{"other zone in summer time", time.Date(2025, 6, 2, 7, 30, 0, 0, time.UTC), []ir.ChangeWindow{berlin}, true},
+		{"other zone in summer time, outside", time.Date(2025, 6, 2, 8, 30, 0, 0, time.UTC), []ir.ChangeWindow{berlin}, false},
+		// Sunday 16:30Z is Monday 01:30 in Tokyo: the day is the local one.
+		{"day is the local day", time.Date(2025, 3, 2, 16, 30, 0, 0, time.UTC), []ir.ChangeWindow{tokyo}, true},
+		{"local day boundary", time.Date(2025, 3, 3, 1, 30, 0, 0, time.UTC), []ir.ChangeWindow{tokyo}, false},
+		{"offset of t does not matter", time.Date(2025, 3, 3, 1, 30, 0, 0, time.FixedZone("JST", 9*3600)), []ir.ChangeWindow{tokyo}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
