@@ -69,6 +69,9 @@ Exit 0: the node runs exactly what is declared; 1: drift; 2: bad input.`,
 			if err != nil {
 				return err
 			}
+			if mesh.Service(d.Cluster) == nil {
+				fmt.Fprintf(env.Stderr, "note: service %q is not declared in %s: compared with what an undeclared node gets (outbound routes to every service, no inbound listener)\n", d.Cluster, dir)
+			}
 			want, err := translate.Translate(mesh, d.Cluster, translate.Envoy, opts)
 			if err != nil {
 				return err
