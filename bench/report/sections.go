@@ -278,7 +278,7 @@ func whyAck(c *result.CPScale, n int, h result.CPScaleRun) string {
 // whyAckRatio splits hopguard's excess over the bare server into rendering
 // and server work, using the pre-rendered run when there is one.
 func whyAckRatio(c *result.CPScale, ratio result.CPScaleRatio) string {
-	s := fmt.Sprintf("hopguard's change includes rendering and versioning every connected service (%.2f s for all %d services in the snapshot build above), done before the first node is answered; the bare server only swaps pre-built snapshots.", c.SnapshotsSeconds, c.Services)
+	s := fmt.Sprintf("hopguard's change includes rendering and versioning every connected service (%.2f s for all %d services, one at a time, in the snapshot build above; the server spreads it over the cores), all of it before the first node is answered, so that a change that fails to render for one node reaches none; the bare server only swaps pre-built snapshots.", c.SnapshotsSeconds, c.Services)
 	if ratio.PrerenderedP99 > 0 {
 		s += fmt.Sprintf(" With rendering taken out (hopguard-prerendered) the ratio is %s, so %s.", fmtRatio(ratio.PrerenderedP99), splitVerdict(ratio.PrerenderedP99))
 	}
@@ -287,9 +287,9 @@ func whyAckRatio(c *result.CPScale, ratio result.CPScaleRatio) string {
 
 func splitVerdict(prerendered float64) string {
 	if prerendered <= GoalAckRatio {
-		return "the gap is the translator's serial rendering, not the xDS server: rendering services in parallel or only those a change touches would close it"
+		return "the gap is the translator's rendering, not the xDS server: rendering only the services a change touches would close it"
 	}
-	return "the xDS server's own work (versioning, snapshot cache, per-node bookkeeping) is also above the goal"
+	return "the xDS server's own work is also above the goal: mostly versioning (a deterministic proto encoding and sha256 of each node's resources, which also gives the config_hash of the manifests), then the snapshot cache and per-node bookkeeping"
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
