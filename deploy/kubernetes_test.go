@@ -344,6 +344,9 @@ func (c schemaConverter) convertAt(path string, node map[string]any, alt bool) (
 		case "minItems":
 			n := int64(v.(float64))
 			p.MinItems = &n
+		case "maxItems":
+			n := int64(v.(float64))
+			p.MaxItems = &n
 		case "minimum":
 			n := v.(float64)
 			p.Minimum = &n

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -394,5 +395,77 @@ func TestInterceptorRejectsRetryWithoutAuthority(t *testing.T) {
 	}
 	if got := trailer.Get("x-hopguard-reason"); len(got) != 1 || got[0] != "retry-not-authority" {
 		t.Errorf("x-hopguard-reason trailer = %v, want [retry-not-authority]", got)
+	}
+}
+
+const fingerprintBudgets = paymentsMesh + `apiVersion: hopguard.dev/v1alpha1
+kind: RouteBudget
+metadata: {name: create-charge, namespace: shop}
+spec:
+  service: payments
+  match: {grpcMethod: grpc.testing.TestService/UnaryCall}
+  deadline: {default: 2s, max: 4s}
+  retry: {authority: app, attempts: 2}
+  sideEffects: true
+  idempotency:
+    require: always
+    fingerprint: {headers: [x-amount]}   # body: true by default
+`
+
+// TestKeyReusedForAnotherRequest: a key sent again with another amount (a
+// fingerprint header) is refused as key reuse by the caller's ext_proc
+// filter, through grpc-go's own ext_proc client; a key sent again with
+// another request message is refused by the callee's interceptor, which
+// sees the message. Either way the second request never runs, and is not
+// mistaken for a duplicate of the first.
+func TestKeyReusedForAnotherRequest(t *testing.T) {
+	m := startEnforcedMesh(t, fingerprintBudgets)
+	b := m.backend
+	call := func(client testgrpc.TestServiceClient, key string, size int32, kv ...string) error {
+		ctx, cancel := context.WithTimeout(withKey(context.Background(), key), 3*time.Second)
+		defer cancel()
+		ctx = metadata.AppendToOutgoingContext(ctx, kv...)
+		_, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{ResponseSize: size})
+		return err
+	}
+
+	meshed := testgrpc.NewTestServiceClient(m.dial(t, "checkout-1", "checkout", "payments", m.extProcAddr))
+	eventually(t, 10*time.Second, "the first keyed call through the mesh to pass", func() bool {
+		return call(meshed, fmt.Sprint("warm-", time.Now().UnixNano()), 1, "x-amount", "1") == nil
+	})
+	before := b.calls.Load()
+	if err := call(meshed, "charge-1", 1, "x-amount", "1999"); err != nil {
+		t.Fatalf("first charge: %v", err)
+	}
+	if err := call(meshed, "charge-1", 1, "x-amount", "2999"); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "idempotency-key-reused") {
+		t.Errorf("same key, another amount, through the mesh: %v, want INVALID_ARGUMENT idempotency-key-reused", err)
+	}
+	if err := call(meshed, "charge-1", 1, "x-amount", "1999"); status.Code(err) != codes.AlreadyExists {
+		t.Errorf("same key, same amount: %v, want ALREADY_EXISTS", err)
+	}
+	if got := b.calls.Load() - before; got != 1 {
+		t.Errorf("backend ran %d times through the mesh, want 1", got)
+	}
+
+	// A client calling the backend directly: the interceptor is the first
+	// to see the key, and it fingerprints the request message too.
+	cc, err := grpc.NewClient(b.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	direct := testgrpc.NewTestServiceClient(cc)
+	before = b.calls.Load()
+	if err := call(direct, "charge-2", 1, "x-amount", "1999"); err != nil {
+		t.Fatalf("first direct charge: %v", err)
+	}
+	if err := call(direct, "charge-2", 2, "x-amount", "1999"); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "idempotency-key-reused") {
+		t.Errorf("same key, another message: %v, want INVALID_ARGUMENT idempotency-key-reused", err)
+	}
+	if err := call(direct, "charge-2", 1, "x-amount", "1999"); status.Code(err) != codes.AlreadyExists {
+		t.Errorf("same key, same message: %v, want ALREADY_EXISTS", err)
+	}
+	if got := b.calls.Load() - before; got != 1 {
+		t.Errorf("backend ran %d times for direct calls, want 1", got)
 	}
 }

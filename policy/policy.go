@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -157,6 +158,13 @@ type Idempotency struct {
 	// OnStoreFailure is closed or open. Empty (a policy compiled before the
 	// field existed) means closed for side effects and open otherwise.
 	OnStoreFailure StoreFailure `json:"onStoreFailure,omitempty"`
+	// FingerprintHeaders are lower-case request header names whose values
+	// belong to the request's fingerprint, besides method and path.
+	FingerprintHeaders []string `json:"fingerprintHeaders,omitempty"`
+	// FingerprintBody adds a hash of the request body where the filter
+	// sees one (the gRPC interceptor's request message). False in a policy
+	// compiled before the field existed: method, path and headers only.
+	FingerprintBody bool `json:"fingerprintBody,omitempty"`
 }
 
 // FailClosed reports whether a request of a route with the given side
@@ -253,6 +261,11 @@ func (r *Route) Validate() error {
 	}
 	if r.Idempotency.Header == "" {
 		bad("empty idempotency header")
+	}
+	for _, h := range r.Idempotency.FingerprintHeaders {
+		if h == "" || h != strings.ToLower(h) {
+			bad("fingerprint header %q must be a non-empty lower-case name", h)
+		}
 	}
 	return errors.Join(errs...)
 }

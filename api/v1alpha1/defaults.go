@@ -51,7 +51,7 @@ func DefaultRetryOn(p Protocol) []string {
 // idempotency.require retries when sideEffects, else never;
 // idempotency.header Idempotency-Key; idempotency.ttl 24h;
 // idempotency.onDuplicate reject; idempotency.onStoreFailure closed when
-// sideEffects, else open; mode enforce.
+// sideEffects, else open; idempotency.fingerprint.body true; mode enforce.
 //
 // MeshConfig: when cfg.Mesh is nil, a MeshConfig named "default" is created.
 // clockSkew 10ms; principalHeader x-forwarded-client-cert; drift.action alert;
@@ -145,6 +145,9 @@ func defaultRouteBudget(s *RouteBudgetSpec, p Protocol) {
 		if *s.SideEffects {
 			s.Idempotency.OnStoreFailure = StoreFailureClosed
 		}
+	}
+	if s.Idempotency.Fingerprint.Body == nil {
+		s.Idempotency.Fingerprint.Body = new(true)
 	}
 	setIfZero(&s.Mode, ModeEnforce)
 }

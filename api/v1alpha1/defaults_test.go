@@ -40,8 +40,9 @@ func TestSetDefaults(t *testing.T) {
 				Budget:       Budget{Ratio: new(0.2), MinPerSecond: new(5)},
 			},
 			SideEffects: new(sideEffects),
-			Idempotency: Idempotency{Require: require, Header: "Idempotency-Key", TTL: Duration(24 * time.Hour), OnDuplicate: DuplicateReject, OnStoreFailure: onStoreFailure},
-			Mode:        ModeEnforce,
+			Idempotency: Idempotency{Require: require, Header: "Idempotency-Key", TTL: Duration(24 * time.Hour), OnDuplicate: DuplicateReject, OnStoreFailure: onStoreFailure,
+				Fingerprint: Fingerprint{Body: new(true)}},
+			Mode: ModeEnforce,
 		}
 	}
 	rbs := func(specs ...RouteBudgetSpec) []*RouteBudget {

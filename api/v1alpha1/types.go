@@ -290,6 +290,28 @@ type Idempotency struct {
 	// idempotency store gets when the store cannot answer. Default: closed
 	// when the route has side effects, open otherwise.
 	OnStoreFailure StoreFailure `yaml:"onStoreFailure,omitempty" json:"onStoreFailure,omitempty"`
+	// Fingerprint says what identifies the request a key was first used
+	// with, besides method and path: the same key sent with another request
+	// is refused as idempotency-key-reused instead of being answered as a
+	// duplicate.
+	Fingerprint Fingerprint `yaml:"fingerprint,omitempty" json:"fingerprint,omitempty"`
+}
+
+// MaxFingerprintHeaders bounds idempotency.fingerprint.headers.
+const MaxFingerprintHeaders = 16
+
+// Fingerprint is what, besides method and path, identifies the request an
+// idempotency key belongs to.
+type Fingerprint struct {
+	// Headers are request headers whose values belong to the request (an
+	// amount, an account), matched case-insensitively; an absent header
+	// differs from an empty one. At most 16.
+	Headers []string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// Body adds a hash of the request body where the filter sees it: the
+	// gRPC server interceptor hashes a unary call's request message (its
+	// deterministic protobuf encoding). Envoy's ext_proc filter is sent no
+	// body, so it fingerprints method, path and Headers only. Default true.
+	Body *bool `yaml:"body,omitempty" json:"body,omitempty"`
 }
 
 // Mode is enforce or dry-run.

@@ -453,6 +453,23 @@ func (v *validator) idempotency(d docRef, sp RouteBudgetSpec) {
 	if id.TTL <= 0 {
 		v.errorf(d, "spec.idempotency.ttl", "must be greater than 0")
 	}
+	if n := len(id.Fingerprint.Headers); n > MaxFingerprintHeaders {
+		v.errorf(d, "spec.idempotency.fingerprint.headers", "%d headers, at most %d", n, MaxFingerprintHeaders)
+	}
+	seen := map[string]bool{}
+	for i, h := range id.Fingerprint.Headers {
+		p := fmt.Sprintf("spec.idempotency.fingerprint.headers[%d]", i)
+		lh := strings.ToLower(h)
+		switch {
+		case !tokenRE.MatchString(h):
+			v.errorf(d, p, "invalid header name %q (want an HTTP token)", h)
+		case seen[lh]:
+			v.errorf(d, p, "header %q is listed twice", h)
+		case strings.EqualFold(h, id.Header):
+			v.errorf(d, p, "%q is the idempotency key header itself: the key already scopes the record", h)
+		}
+		seen[lh] = true
+	}
 	r := sp.Retry
 	if sp.SideEffects != nil && *sp.SideEffects && r.Attempts > 1 && r.Authority != AuthorityNone && id.Require == RequireNever {
 		v.errorf(d, "spec.idempotency.require", "a route with side effects and retries (attempts %d) must require an idempotency key (always or retries), or set sideEffects: false or attempts: 1", r.Attempts)

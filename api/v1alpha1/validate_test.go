@@ -269,6 +269,29 @@ spec:
 			},
 		},
 		{
+			name: "idempotency fingerprint headers",
+			in: rb + `metadata: {name: r1}
+spec:
+  service: s
+  match: {grpcMethod: a.B/C}
+  idempotency:
+    header: Idempotency-Key
+    fingerprint: {headers: [x-amount, "bad header", X-Amount, idempotency-key]}
+---
+` + rb + `metadata: {name: r2}
+spec:
+  service: s
+  match: {grpcMethod: a.B/D}
+  idempotency: {fingerprint: {headers: [h1, h2, h3, h4, h5, h6, h7, h8, h9, h10, h11, h12, h13, h14, h15, h16, h17]}}
+`,
+			want: []string{
+				`f.yaml:9:39: spec.idempotency.fingerprint.headers[1]: invalid header name "bad header" (want an HTTP token)`,
+				`f.yaml:9:53: spec.idempotency.fingerprint.headers[2]: header "X-Amount" is listed twice`,
+				`f.yaml:9:63: spec.idempotency.fingerprint.headers[3]: "idempotency-key" is the idempotency key header itself: the key already scopes the record`,
+				`f.yaml:17:31: spec.idempotency.fingerprint.headers: 17 headers, at most 16`,
+			},
+		},
+		{
 			name: "mesh config",
 			in: `apiVersion: hopguard.dev/v1alpha1
 kind: MeshConfig

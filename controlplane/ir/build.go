@@ -286,7 +286,9 @@ func buildRoute(rb *v1alpha1.RouteBudget, grpc bool) (*Route, error) {
 			Replay:  spec.Idempotency.OnDuplicate == v1alpha1.DuplicateReplay,
 			// Copied as written; an empty value (a spec not defaulted) keeps
 			// the engine's rule: closed for side effects, open otherwise.
-			OnStoreFailure: policy.StoreFailure(spec.Idempotency.OnStoreFailure),
+			OnStoreFailure:     policy.StoreFailure(spec.Idempotency.OnStoreFailure),
+			FingerprintHeaders: lowerAll(spec.Idempotency.Fingerprint.Headers),
+			FingerprintBody:    spec.Idempotency.Fingerprint.Body == nil || *spec.Idempotency.Fingerprint.Body,
 		},
 		DryRun: spec.Mode == v1alpha1.ModeDryRun,
 	}
@@ -385,4 +387,16 @@ func compareBool(a, b bool) int {
 	default:
 		return -1
 	}
+}
+
+// lowerAll returns the names in lower case (nil for none).
+func lowerAll(names []string) []string {
+	if len(names) == 0 {
+		return nil
+	}
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = strings.ToLower(n)
+	}
+	return out
 }

@@ -54,7 +54,7 @@ func defaultRoute(id, service string, m policy.Match) policy.Route {
 		},
 		SideEffects: true,
 		Idempotency: policy.Idempotency{Require: policy.RequireRetries, Header: "idempotency-key", TTL: 24 * time.Hour,
-			OnStoreFailure: policy.StoreFailureClosed},
+			OnStoreFailure: policy.StoreFailureClosed, FingerprintBody: true},
 	}
 }
 
@@ -123,7 +123,7 @@ func TestBuild_Success(t *testing.T) {
 				charge.Retry.On = []string{"unavailable", "503"}
 				charge.Retry.PerTryTimeout = 200 * time.Millisecond
 				charge.Idempotency = policy.Idempotency{Require: policy.RequireAlways, Header: "x-request-key", TTL: 24 * time.Hour, Replay: true,
-					OnStoreFailure: policy.StoreFailureClosed}
+					OnStoreFailure: policy.StoreFailureClosed, FingerprintBody: true}
 				charge.DryRun = true
 				return defaultMesh(&Service{
 					Name: "payments", Namespace: "shop", GRPC: true, Port: 9000,

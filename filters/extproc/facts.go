@@ -87,6 +87,17 @@ func headerValue(h *corev3.HeaderValue) string {
 	return h.GetValue()
 }
 
+// headerIn returns the first value of the lower-case header name in hm and
+// whether it was sent.
+func headerIn(hm *corev3.HeaderMap, name string) (string, bool) {
+	for _, h := range hm.GetHeaders() {
+		if lowerKey(h.GetKey()) == name {
+			return headerValue(h), true
+		}
+	}
+	return "", false
+}
+
 // lowerKey returns k in lower case, allocating only when k holds an upper
 // case ASCII letter (data planes send lower-case keys already).
 func lowerKey(k string) string {

@@ -613,3 +613,38 @@ func TestProcess_IdempotencyWithEngineDefaultStore(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// TestProcess_FingerprintHeaders: on a route that puts a header in the
+// fingerprint, the key sent again with another value of it (or without
+// it, or with it in upper case and another value) is key reuse; the same
+// value, whatever the header name's case, is the completed duplicate.
+func TestProcess_FingerprintHeaders(t *testing.T) {
+	h := newHarness(t, testBundle(func(b *policy.Bundle) {
+		routeByID(t, b, routeCharge).Idempotency.FingerprintHeaders = []string{"x-amount"}
+	}), nil)
+	h.completeGRPC("k", "0", "x-amount", "1999")
+	for _, tc := range []struct {
+		name   string
+		kv     []string
+		reason string
+	}{
+		{"same amount", []string{"x-amount", "1999"}, "idempotency-completed"},
+		{"same amount, header name in upper case", []string{"X-Amount", "1999"}, "idempotency-completed"},
+		{"another amount", []string{"x-amount", "2999"}, "idempotency-key-reused"},
+		{"no amount", nil, "idempotency-key-reused"},
+		{"empty amount", []string{"x-amount", ""}, "idempotency-key-reused"},
+	} {
+		s := h.open("x-hopguard-route", routeCharge)
+		ir := immediateOf(t, s.exchange(grpcRequest(pathCharge, append([]string{"idempotency-key", "k"}, tc.kv...)...)))
+		s.waitEnd()
+		got := ""
+		for _, hd := range ir.GetHeaders().GetSetHeaders() {
+			if hd.GetHeader().GetKey() == "x-hopguard-reason" {
+				got = hd.GetHeader().GetValue()
+			}
+		}
+		if got != tc.reason {
+			t.Errorf("%s: reason %q, want %q", tc.name, got, tc.reason)
+		}
+	}
+}

@@ -53,14 +53,53 @@ func Fingerprint(method, path string, extra ...string) uint64 {
 	return h
 }
 
-// hashField feeds len(s) as a uvarint, then s, into the FNV-1a state h.
-func hashField(h uint64, s string) uint64 {
-	n := uint64(len(s))
+// Fingerprinter computes a Fingerprint field by field, without building
+// the extra fields as strings first: NewFingerprinter(m, p) followed by
+// Add(e1) … Add(en) sums to Fingerprint(m, p, e1, …, en). AddBytes is Add
+// for a byte slice. The zero value is not usable.
+type Fingerprinter struct{ h uint64 }
+
+// NewFingerprinter starts a fingerprint of method and path.
+func NewFingerprinter(method, path string) Fingerprinter {
+	return Fingerprinter{h: hashField(hashField(fnvOffset64, method), path)}
+}
+
+// Add feeds one more field.
+func (f *Fingerprinter) Add(s string) { f.h = hashField(f.h, s) }
+
+// AddBytes feeds one more field given as bytes.
+func (f *Fingerprinter) AddBytes(b []byte) { f.h = hashBytesField(f.h, b) }
+
+// Sum returns the fingerprint of the fields fed so far (never 0).
+func (f *Fingerprinter) Sum() uint64 {
+	if f.h == 0 {
+		return 1
+	}
+	return f.h
+}
+
+// hashBytesField is hashField for a byte slice.
+func hashBytesField(h uint64, b []byte) uint64 {
+	h = hashLen(h, len(b))
+	for _, c := range b {
+		h = (h ^ uint64(c)) * fnvPrime64
+	}
+	return h
+}
+
+// hashLen feeds n as a uvarint into the FNV-1a state h.
+func hashLen(h uint64, length int) uint64 {
+	n := uint64(length)
 	for n >= 0x80 {
 		h = (h ^ (n&0x7f | 0x80)) * fnvPrime64
 		n >>= 7
 	}
-	h = (h ^ n) * fnvPrime64
+	return (h ^ n) * fnvPrime64
+}
+
+// hashField feeds len(s) as a uvarint, then s, into the FNV-1a state h.
+func hashField(h uint64, s string) uint64 {
+	h = hashLen(h, len(s))
 	for i := 0; i < len(s); i++ {
 		h = (h ^ uint64(s[i])) * fnvPrime64
 	}

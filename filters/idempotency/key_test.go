@@ -107,6 +107,15 @@ func TestFingerprint_Success(t *testing.T) {
 			t.Errorf("Fingerprint(%q) = Fingerprint(%q) = %#x", in, prev, got)
 		}
 		seen[got] = in
+		// Field by field, as strings or as bytes, it sums the same.
+		fs, fb := NewFingerprinter(in[0], in[1]), NewFingerprinter(in[0], in[1])
+		for _, e := range in[2:] {
+			fs.Add(e)
+			fb.AddBytes([]byte(e))
+		}
+		if fs.Sum() != got || fb.Sum() != got {
+			t.Errorf("Fingerprinter(%q) = %#x (Add), %#x (AddBytes); want %#x", in, fs.Sum(), fb.Sum(), got)
+		}
 	}
 }
 

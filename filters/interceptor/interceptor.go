@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/hopguard/hopguard/filters/engine"
 )
@@ -90,7 +91,7 @@ func New(e *engine.Engine, opts Options) *Interceptor {
 func (i *Interceptor) Unary() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		var a admission
-		if trailer, err := i.admit(ctx, info.FullMethod, &a); err != nil {
+		if trailer, err := i.admit(ctx, info.FullMethod, req, &a); err != nil {
 			if terr := grpc.SetTrailer(ctx, trailer); terr != nil {
 				i.log.Debug("interceptor: trailer not set", zap.Error(terr))
 			}
@@ -115,7 +116,7 @@ func (i *Interceptor) Stream() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		ctx := ss.Context()
 		var a admission
-		if trailer, err := i.admit(ctx, info.FullMethod, &a); err != nil {
+		if trailer, err := i.admit(ctx, info.FullMethod, nil, &a); err != nil {
 			ss.SetTrailer(trailer)
 			return err
 		}
@@ -158,7 +159,11 @@ func (a *admission) bound(ctx context.Context) (context.Context, context.CancelF
 
 // admit routes and decides the RPC into a. A refused RPC (or a replayed
 // one) returns the status error to end it with and the trailer to send.
-func (i *Interceptor) admit(ctx context.Context, fullMethod string, a *admission) (metadata.MD, error) {
+//
+// req is a unary call's request message (nil for streams): on routes that
+// fingerprint bodies, its deterministic protobuf encoding is part of the
+// idempotency fingerprint.
+func (i *Interceptor) admit(ctx context.Context, fullMethod string, req any, a *admission) (metadata.MD, error) {
 	if i.engine == nil {
 		return nil, status.Error(codes.Internal, ErrNoEngine.Error())
 	}
@@ -170,6 +175,9 @@ func (i *Interceptor) admit(ctx context.Context, fullMethod string, a *admission
 	var f engine.Facts
 	dl, _ := ctx.Deadline()
 	factsFromMetadata(&f, md, fullMethod, dl, route.Policy.Idempotency.Header, i.engine.Mesh().PrincipalHeader, i.parseError)
+	if f.HasKey {
+		f.Fingerprint = i.fingerprint(route, &f, md, req)
+	}
 
 	a.start = i.clock.Now()
 	a.d = i.engine.Decide(ctx, route, &f)
@@ -183,6 +191,29 @@ func (i *Interceptor) admit(ctx context.Context, fullMethod string, a *admission
 	// Allowed, or a dry-run rejection that runs anyway.
 	a.route = route
 	return nil, nil
+}
+
+// fingerprint is the request's idempotency fingerprint: method, path, the
+// route's fingerprint headers from md and, for a unary call whose request
+// is a protobuf message, the message's deterministic encoding. A message
+// that cannot be encoded is left out (and logged): its calls are then told
+// apart by method, path and headers only.
+func (i *Interceptor) fingerprint(route *engine.Route, f *engine.Facts, md metadata.MD, req any) uint64 {
+	var body []byte
+	hasBody := false
+	if m, ok := req.(proto.Message); ok && route.Policy.Idempotency.FingerprintBody {
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+		if err == nil {
+			body, hasBody = b, true
+		} else {
+			i.log.Warn("interceptor: request not fingerprinted by body", zap.String("route", route.Policy.ID), zap.Error(err))
+		}
+	}
+	var header func(string) (string, bool)
+	if len(route.Policy.Idempotency.FingerprintHeaders) > 0 {
+		header = func(name string) (string, bool) { return lookup(md, name) }
+	}
+	return engine.RequestFingerprint(route, f.Method, f.Path, header, body, hasBody)
 }
 
 // finish reports the handler's outcome: its status code, HeadersAt = now.

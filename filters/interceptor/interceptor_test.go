@@ -282,3 +282,46 @@ func TestUnary_Errors(t *testing.T) {
 		t.Errorf("without engine: err %v, handler ran %v; want INTERNAL %v and no handler", err, ran, ErrNoEngine)
 	}
 }
+
+// TestUnary_FingerprintBodyAndHeaders: with the request message and a
+// header in the fingerprint, a key sent again with another message or
+// another header value is key reuse, refused before the handler, while
+// the same request is the duplicate it was before.
+func TestUnary_FingerprintBodyAndHeaders(t *testing.T) {
+	fingerprinted := func(b *policy.Bundle) {
+		b.Routes[0].Idempotency.FingerprintBody = true
+		b.Routes[0].Idempotency.FingerprintHeaders = []string{"x-amount"}
+	}
+	charge := func(size int32) *testgrpc.SimpleRequest { return &testgrpc.SimpleRequest{ResponseSize: size} }
+	completed := callResult{Code: codes.AlreadyExists, Message: "idempotency-completed", Reason: "idempotency-completed", Calls: 1}
+	reused := callResult{Code: codes.InvalidArgument, Message: "idempotency-key-reused", Reason: "idempotency-key-reused", Calls: 1}
+
+	fx := newFixture(t, fingerprinted)
+	if got := unary(t, fx, 5*time.Second, charge(10), "idempotency-key", "k-1", "x-amount", "5"); got.Code != codes.OK {
+		t.Fatalf("first call: %+v", got)
+	}
+	for _, tc := range []struct {
+		name string
+		req  *testgrpc.SimpleRequest
+		md   []string
+		want callResult
+	}{
+		{"same message and header", charge(10), []string{"x-amount", "5"}, completed},
+		{"another message", charge(20), []string{"x-amount", "5"}, reused},
+		{"another header value", charge(10), []string{"x-amount", "6"}, reused},
+		{"header left out", charge(10), nil, reused},
+	} {
+		got := unary(t, fx, 5*time.Second, tc.req, append([]string{"idempotency-key", "k-1"}, tc.md...)...)
+		if diff := cmp.Diff(got, tc.want); diff != "" {
+			t.Errorf("%s (-got +want):\n%s", tc.name, diff)
+		}
+	}
+
+	// Without them (a policy compiled before the fields existed), another
+	// message under the same key is answered as the duplicate.
+	fx = newFixture(t)
+	unary(t, fx, 5*time.Second, charge(10), "idempotency-key", "k-1")
+	if got := unary(t, fx, 5*time.Second, charge(20), "idempotency-key", "k-1"); got != completed {
+		t.Errorf("another message without body fingerprint: %+v, want %+v", got, completed)
+	}
+}
