@@ -433,19 +433,28 @@ func TestKeyReusedForAnotherRequest(t *testing.T) {
 	eventually(t, 10*time.Second, "the first keyed call through the mesh to pass", func() bool {
 		return call(meshed, fmt.Sprint("warm-", time.Now().UnixNano()), 1, "x-amount", "1") == nil
 	})
-	before := b.calls.Load()
-	if err := call(meshed, "charge-1", 1, "x-amount", "1999"); err != nil {
-		t.Fatalf("first charge: %v", err)
+	// reuse makes the first call, then a changed one under the same key
+	// (refused as reuse), then the first again (the completed duplicate):
+	// the backend runs once.
+	reuse := func(name string, first, changed func() error) {
+		t.Helper()
+		before := b.calls.Load()
+		if err := first(); err != nil {
+			t.Fatalf("%s: first call: %v", name, err)
+		}
+		if err := changed(); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "idempotency-key-reused") {
+			t.Errorf("%s: same key, changed request: %v, want INVALID_ARGUMENT idempotency-key-reused", name, err)
+		}
+		if err := first(); status.Code(err) != codes.AlreadyExists {
+			t.Errorf("%s: same key, same request: %v, want ALREADY_EXISTS", name, err)
+		}
+		if got := b.calls.Load() - before; got != 1 {
+			t.Errorf("%s: backend ran %d times, want 1", name, got)
+		}
 	}
-	if err := call(meshed, "charge-1", 1, "x-amount", "2999"); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "idempotency-key-reused") {
-		t.Errorf("same key, another amount, through the mesh: %v, want INVALID_ARGUMENT idempotency-key-reused", err)
-	}
-	if err := call(meshed, "charge-1", 1, "x-amount", "1999"); status.Code(err) != codes.AlreadyExists {
-		t.Errorf("same key, same amount: %v, want ALREADY_EXISTS", err)
-	}
-	if got := b.calls.Load() - before; got != 1 {
-		t.Errorf("backend ran %d times through the mesh, want 1", got)
-	}
+	reuse("another amount, through the mesh",
+		func() error { return call(meshed, "charge-1", 1, "x-amount", "1999") },
+		func() error { return call(meshed, "charge-1", 1, "x-amount", "2999") })
 
 	// A client calling the backend directly: the interceptor is the first
 	// to see the key, and it fingerprints the request message too.
@@ -455,17 +464,7 @@ func TestKeyReusedForAnotherRequest(t *testing.T) {
 	}
 	defer cc.Close()
 	direct := testgrpc.NewTestServiceClient(cc)
-	before = b.calls.Load()
-	if err := call(direct, "charge-2", 1, "x-amount", "1999"); err != nil {
-		t.Fatalf("first direct charge: %v", err)
-	}
-	if err := call(direct, "charge-2", 2, "x-amount", "1999"); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "idempotency-key-reused") {
-		t.Errorf("same key, another message: %v, want INVALID_ARGUMENT idempotency-key-reused", err)
-	}
-	if err := call(direct, "charge-2", 1, "x-amount", "1999"); status.Code(err) != codes.AlreadyExists {
-		t.Errorf("same key, same message: %v, want ALREADY_EXISTS", err)
-	}
-	if got := b.calls.Load() - before; got != 1 {
-		t.Errorf("backend ran %d times for direct calls, want 1", got)
-	}
+	reuse("another message, direct",
+		func() error { return call(direct, "charge-2", 1, "x-amount", "1999") },
+		func() error { return call(direct, "charge-2", 2, "x-amount", "1999") })
 }
