@@ -135,6 +135,21 @@ func Translate(m *ir.Mesh, service string, flavor Flavor, opts Options) (*Resour
 	return t.finish()
 }
 
+// Inputs returns what Translate reads of m for service besides m.ExtProc:
+// the service itself (nil when m does not declare it) and the services its
+// nodes call. Translate's output for (m, service, flavor, opts) is a
+// function of m.ExtProc, self and deps alone; the xDS server relies on it
+// to keep a rendering whose inputs did not change. Reading any other part
+// of the mesh in Translate must be reflected here.
+func Inputs(m *ir.Mesh, service string) (self *ir.Service, deps []*ir.Service, err error) {
+	if m == nil {
+		return nil, nil, errors.New("translate: nil mesh")
+	}
+	self = m.Service(service)
+	deps, err = dependencies(m, self)
+	return self, deps, err
+}
+
 // dependencies returns the services a node of self calls: its dependsOn, or
 // every service when self is nil (an undeclared caller).
 func dependencies(m *ir.Mesh, self *ir.Service) ([]*ir.Service, error) {

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
@@ -51,7 +52,9 @@ type Options struct {
 	// Metrics records pushes, NACKs and node states (default: discarded).
 	Metrics *metrics.ControlPlane
 	// Render renders a node's resources (default: translate.Translate with
-	// zero translate.Options).
+	// zero translate.Options). With the default, an update re-renders only
+	// the keys whose inputs (translate.Inputs) changed; a custom Render is
+	// called for every key on every update, since what it reads is unknown.
 	Render RenderFunc
 	// Now is the clock for node timestamps (default time.Now).
 	Now func() time.Time
@@ -77,7 +80,10 @@ type Server struct {
 	log     *zap.Logger
 	metrics *metrics.ControlPlane
 	render  RenderFunc
-	now     func() time.Time
+	// reuse is true when render is translate's: renderings whose inputs
+	// did not change are kept across updates.
+	reuse bool
+	now   func() time.Time
 	// driftGrace and forgetAfter are the Options, defaulted.
 	driftGrace  time.Duration
 	forgetAfter time.Duration
@@ -101,10 +107,12 @@ type Server struct {
 	streams  map[int64]*stream
 }
 
-// rendering is one rendered snapshot, shared by the nodes of a renderKey.
+// rendering is one rendered snapshot, shared by the nodes of a renderKey,
+// with the inputs it was rendered from.
 type rendering struct {
 	snap    *cachev3.Snapshot
 	version string
+	inputs  renderInputs
 }
 
 // stream is the server's view of one xDS stream.
@@ -139,6 +147,7 @@ func New(opts Options) *Server {
 		s.metrics = metrics.Discard()
 	}
 	if s.render == nil {
+		s.reuse = true
 		s.render = func(m *ir.Mesh, service string, flavor translate.Flavor) (*translate.Resources, error) {
 			return translate.Translate(m, service, flavor, translate.Options{})
 		}
@@ -210,10 +219,13 @@ func (s *Server) updateLocked(m *ir.Mesh) error {
 	s.mu.Lock()
 	s.forgetLocked(s.now())
 	required, optional := s.nodeKeysLocked()
+	// The renderings in force: a key whose inputs did not change keeps its
+	// own (a copy, since new nodes add to s.rendered while rendering runs).
+	prev := maps.Clone(s.rendered)
 	s.mu.Unlock()
 
 	rendered := map[renderKey]*rendering{}
-	if err := s.renderInto(rendered, m, required, optional); err != nil {
+	if err := s.renderInto(rendered, prev, m, required, optional); err != nil {
 		return err
 	}
 
@@ -221,7 +233,7 @@ func (s *Server) updateLocked(m *ir.Mesh) error {
 	defer s.mu.Unlock()
 	// Nodes that connected while rendering ran outside the lock.
 	required, optional = s.nodeKeysLocked()
-	if err := s.renderInto(rendered, m, required, optional); err != nil {
+	if err := s.renderInto(rendered, s.rendered, m, required, optional); err != nil {
 		return err
 	}
 	s.mesh = m
@@ -243,10 +255,12 @@ func (s *Server) updateLocked(m *ir.Mesh) error {
 }
 
 // renderInto renders the keys not yet in rendered, on up to GOMAXPROCS
-// goroutines (translation and versioning only read the mesh). Failures of
-// required keys are returned, in key order; failures of optional keys
+// goroutines (translation and versioning only read the mesh). A key whose
+// rendering in prev was made from equal inputs keeps it instead: a change
+// to one service re-renders only the nodes that see that service. Failures
+// of required keys are returned, in key order; failures of optional keys
 // leave them out.
-func (s *Server) renderInto(rendered map[renderKey]*rendering, m *ir.Mesh, required, optional []renderKey) error {
+func (s *Server) renderInto(rendered, prev map[renderKey]*rendering, m *ir.Mesh, required, optional []renderKey) error {
 	type job struct {
 		key      renderKey
 		required bool
@@ -269,7 +283,7 @@ func (s *Server) renderInto(rendered map[renderKey]*rendering, m *ir.Mesh, requi
 	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(len(jobs)); i = next.Add(1) - 1 {
-				jobs[i].r, jobs[i].err = s.renderKey(m, jobs[i].key)
+				jobs[i].r, jobs[i].err = s.renderOrReuse(m, jobs[i].key, prev[jobs[i].key])
 			}
 		})
 	}
@@ -328,8 +342,20 @@ func (s *Server) nodeKeysLocked() (required, optional []renderKey) {
 	return required, optional
 }
 
+// renderOrReuse returns prev, with the new mesh's inputs, when it was
+// rendered from inputs equal to k's in m; else it renders k.
+func (s *Server) renderOrReuse(m *ir.Mesh, k renderKey, prev *rendering) (*rendering, error) {
+	if prev != nil && s.reuse {
+		if in, ok := s.inputsOf(m, k); ok && in.equal(&prev.inputs) {
+			return &rendering{snap: prev.snap, version: prev.version, inputs: in}, nil
+		}
+	}
+	return s.renderKey(m, k)
+}
+
 // renderKey renders and versions one snapshot.
 func (s *Server) renderKey(m *ir.Mesh, k renderKey) (*rendering, error) {
+	inputs, _ := s.inputsOf(m, k)
 	res, err := s.render(m, k.service, k.flavor)
 	if err != nil {
 		return nil, fmt.Errorf("xds: render %s for service %q: %w", flavorName(k.flavor), k.service, err)
@@ -337,7 +363,7 @@ func (s *Server) renderKey(m *ir.Mesh, k renderKey) (*rendering, error) {
 	if res == nil {
 		return nil, fmt.Errorf("xds: render %s for service %q: no resources", flavorName(k.flavor), k.service)
 	}
-	if q := s.quarantine.Load(); q != nil && m.Drift.Quarantine {
+	if q := inputs.quarantine; q != nil {
 		res = applyQuarantine(res, q.drained)
 	}
 	version, err := Version(res)
@@ -360,7 +386,7 @@ func (s *Server) renderKey(m *ir.Mesh, k renderKey) (*rendering, error) {
 			return nil, fmt.Errorf("xds: inconsistent envoy snapshot for service %q: %w", k.service, err)
 		}
 	}
-	return &rendering{snap: snap, version: version}, nil
+	return &rendering{snap: snap, version: version, inputs: inputs}, nil
 }
 
 // ensureSnapshotLocked gives n the snapshot of the current mesh for its key,

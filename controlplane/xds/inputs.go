@@ -1,0 +1,54 @@
+package xds
+
+import (
+	"reflect"
+
+	"github.com/hopguard/hopguard/controlplane/ir"
+	"github.com/hopguard/hopguard/controlplane/translate"
+)
+
+// renderInputs is everything a renderKey's snapshot is computed from: what
+// translate.Translate reads of the mesh (see translate.Inputs) and the
+// quarantine applied on top. Two renderings of a key from equal inputs are
+// equal, so an update reuses the one in force instead of rendering again.
+type renderInputs struct {
+	// ok is false when the inputs could not be determined (a dependency
+	// that does not exist): such a key is always rendered, and fails there.
+	ok      bool
+	extProc ir.ExtProc
+	self    *ir.Service
+	deps    []*ir.Service
+	// quarantine is the quarantine applied (nil: none, or drift.action is
+	// not quarantine). States are immutable and replaced whole, so pointer
+	// equality is state equality.
+	quarantine *quarantineState
+}
+
+// inputsOf returns k's inputs in m, with the quarantine in force now.
+func (s *Server) inputsOf(m *ir.Mesh, k renderKey) (renderInputs, bool) {
+	in := renderInputs{extProc: m.ExtProc}
+	if q := s.quarantine.Load(); q != nil && m.Drift.Quarantine {
+		in.quarantine = q
+	}
+	self, deps, err := translate.Inputs(m, k.service)
+	if err != nil {
+		return in, false
+	}
+	in.ok, in.self, in.deps = true, self, deps
+	return in, true
+}
+
+// equal reports whether a and b are the same inputs. Services are compared
+// by value: every update brings a newly built mesh.
+func (a *renderInputs) equal(b *renderInputs) bool {
+	if !a.ok || !b.ok || a.extProc != b.extProc || a.quarantine != b.quarantine ||
+		len(a.deps) != len(b.deps) || !reflect.DeepEqual(a.self, b.self) {
+		return false
+	}
+	for i := range a.deps {
+		if a.deps[i] != b.deps[i] && !reflect.DeepEqual(a.deps[i], b.deps[i]) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,149 @@
+package xds
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/hopguard/hopguard/api/v1alpha1"
+	"github.com/hopguard/hopguard/controlplane/ir"
+	"github.com/hopguard/hopguard/controlplane/translate"
+)
+
+// shopMesh compiles the example shop after change edits its configuration.
+func shopMesh(t *testing.T, change func(*v1alpha1.Config)) *ir.Mesh {
+	t.Helper()
+	cfg, vs, err := v1alpha1.Load("../../examples/shop/config")
+	if err != nil || len(vs.Errors()) > 0 {
+		t.Fatalf("load: %v %v", err, vs.Errors())
+	}
+	if change != nil {
+		change(cfg)
+	}
+	m, err := ir.Build(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func budgetOf(t *testing.T, cfg *v1alpha1.Config, name string) *v1alpha1.RouteBudget {
+	t.Helper()
+	for _, rb := range cfg.RouteBudgets {
+		if rb.Metadata.Name == name {
+			return rb
+		}
+	}
+	t.Fatalf("no route budget %q", name)
+	return nil
+}
+
+// TestUpdate_RerendersOnlyWhatAChangeTouches: with translate as renderer,
+// an update keeps the rendering of every key whose inputs did not change
+// (the same snapshot, not rendered again) and renders the others; either
+// way every key ends up with exactly the version a fresh render gives.
+func TestUpdate_RerendersOnlyWhatAChangeTouches(t *testing.T) {
+	s, addr := startServer(t, Options{})
+	// startServer's default is the fixture renderer: use translate's.
+	s.render, s.reuse = New(Options{}).render, true
+	first := shopMesh(t, nil)
+	if err := s.Update(first); err != nil {
+		t.Fatal(err)
+	}
+	services := []string{"gateway", "orders", "payments", "ledger", "inventory", "checkout"} // checkout is undeclared
+	for _, svc := range services {
+		c := dial(t, addr, envoyNode(svc+"-1", svc), false)
+		waitFor(t, c, resourcev3.ListenerType, "")
+	}
+	snaps := func() map[string]*rendering {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		out := map[string]*rendering{}
+		for k, r := range s.rendered {
+			if k.flavor == translate.Envoy {
+				out[k.service] = r
+			}
+		}
+		return out
+	}
+
+	steps := []struct {
+		name    string
+		change  func(*v1alpha1.Config)
+		touched []string // services whose nodes must be rendered again
+	}{
+		{"nothing changed", nil, nil},
+		// ledger's route: ledger (inbound), payments (calls ledger), and the
+		// undeclared checkout (calls everyone).
+		{"a ledger route", func(c *v1alpha1.Config) {
+			budgetOf(t, c, "post-entry").Spec.Deadline.Default = v1alpha1.Duration(750 * time.Millisecond)
+		}, []string{"ledger", "payments", "checkout"}},
+		{"inventory's endpoints", func(c *v1alpha1.Config) {
+			for _, svc := range c.Services {
+				if svc.Metadata.Name == "inventory" {
+					svc.Spec.Endpoints[0].Address = "10.9.9.9:9000"
+				}
+			}
+		}, []string{"inventory", "orders", "checkout"}},
+		{"the mesh-wide ext_proc timeout", func(c *v1alpha1.Config) {
+			c.Mesh.Spec.ExtProc.Timeout = v1alpha1.Duration(321 * time.Millisecond)
+		}, services},
+	}
+	// The changes are cumulative: each step's mesh has its own change and
+	// every earlier one.
+	var applied []func(*v1alpha1.Config)
+	for _, st := range steps {
+		before := snaps()
+		if st.change != nil {
+			applied = append(applied, st.change)
+		}
+		m := shopMesh(t, func(c *v1alpha1.Config) {
+			for _, f := range applied {
+				f(c)
+			}
+		})
+		if err := s.Update(m); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		after := snaps()
+		for _, svc := range services {
+			rerendered := after[svc].snap != before[svc].snap
+			if want := slices.Contains(st.touched, svc); rerendered != want {
+				t.Errorf("%s: %s rendered again = %v, want %v", st.name, svc, rerendered, want)
+			}
+			res, err := translate.Translate(m, svc, translate.Envoy, translate.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, _ := Version(res); after[svc].version != v {
+				t.Errorf("%s: %s serves version %s, a fresh render is %s", st.name, svc, after[svc].version, v)
+			}
+		}
+	}
+}
+
+func TestRenderInputs_Equal(t *testing.T) {
+	m := shopMesh(t, nil)
+	other := shopMesh(t, nil) // equal by value, other pointers
+	s := New(Options{})
+	a, okA := s.inputsOf(m, renderKey{service: "payments", flavor: translate.Envoy})
+	b, okB := s.inputsOf(other, renderKey{service: "payments", flavor: translate.Envoy})
+	if !okA || !okB || !a.equal(&b) {
+		t.Fatalf("inputs of equal meshes: ok %v %v, equal %v", okA, okB, a.equal(&b))
+	}
+	withQ, otherQ := b, b
+	withQ.quarantine, otherQ.quarantine = &quarantineState{}, &quarantineState{}
+	if a.equal(&withQ) {
+		t.Error("inputs without and with a quarantine reported equal")
+	}
+	if withQ.equal(&otherQ) {
+		t.Error("inputs under two quarantine states reported equal")
+	}
+	// A key whose dependencies cannot be resolved is never reused.
+	broken := renderInputs{}
+	if broken.equal(&broken) {
+		t.Error("undetermined inputs reported equal")
+	}
+}
