@@ -282,6 +282,7 @@ func whyAckRatio(c *result.CPScale, ratio result.CPScaleRatio) string {
 	if ratio.PrerenderedP99 > 0 {
 		s += fmt.Sprintf(" With rendering taken out (hopguard-prerendered) the ratio is %s, so %s.", fmtRatio(ratio.PrerenderedP99), splitVerdict(ratio.PrerenderedP99))
 	}
+	s += " The change measured here (the mesh-wide ext_proc timeout) is the worst case: a change to one service's budgets re-renders only that service's nodes and its callers' (`go test -bench Update ./controlplane/xds`)."
 	return s
 }
 
