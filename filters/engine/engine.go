@@ -176,11 +176,6 @@ func (e *Engine) Decide(ctx context.Context, r *Route, f *Facts) Decision {
 	d.Deadline = effectiveDeadline(now, &p.Deadline, mesh.ClockSkew, f)
 	d.Remaining = d.Deadline.Sub(now)
 
-	if d.Attempt <= 1 {
-		// Only first attempts fund the retry budget: counting retries too
-		// would let a failing route raise its own allowance.
-		st.budget.countRequest(now)
-	}
 	st.m.remaining.Observe(d.Remaining.Seconds())
 	if d.Layer != LayerFirst {
 		st.m.retries[d.Layer].Inc()
@@ -210,6 +205,12 @@ func (e *Engine) Decide(ctx context.Context, r *Route, f *Facts) Decision {
 	if reason == ReasonNone && d.Claim != nil && d.Layer == LayerFirst {
 		// A key that failed before, sent again: the caller is retrying.
 		reason = e.checkRepeatedKey(ctx, now, r, a, &d)
+	}
+	if d.Attempt <= 1 {
+		// Only first attempts fund the retry budget: counting retries too
+		// would let a failing route raise its own allowance. Counted once
+		// the attempt is known, a resent failed key being a retry as well.
+		st.budget.countRequest(now)
 	}
 
 	switch {

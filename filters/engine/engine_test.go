@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -535,5 +536,44 @@ func TestRepeatedFailedKeyIsAnAppRetry(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRepeatedFailedKeysDoNotFundTheBudget: a caller resending failed keys
+// without any attempt header is retrying; those requests must not count as
+// original requests, or its retries would fund themselves.
+func TestRepeatedFailedKeysDoNotFundTheBudget(t *testing.T) {
+	clock := newFakeClock()
+	e := New(Options{Clock: clock})
+	e.SetBundle(&policy.Bundle{Routes: []policy.Route{{
+		ID: "shop/pay", Service: "s", Match: policy.Match{Path: "/pay"}, SideEffects: true,
+		Deadline: policy.Deadline{Default: time.Second, Max: time.Second, MinRemaining: time.Millisecond},
+		Retry: policy.Retry{Authority: policy.AuthorityApp, Attempts: 2, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond,
+			MinRemaining: time.Millisecond, BudgetRatio: 0.5},
+		Idempotency: policy.Idempotency{Require: policy.RequireAlways, Header: "idempotency-key", TTL: time.Hour},
+	}}})
+	r := e.Route("shop/pay")
+	facts := func(i int) *Facts {
+		return &Facts{Method: "POST", Path: "/pay", HasKey: true, Key: fmt.Sprint("k-", i)}
+	}
+	for i := range 10 {
+		d := e.Decide(context.Background(), r, facts(i))
+		if d.Reject || d.Claim == nil {
+			t.Fatalf("first request %d: %+v", i, d)
+		}
+		e.Finish(context.Background(), r, &d, clock.Now(), Outcome{GRPCStatus: 14})
+	}
+	admitted := 0
+	for i := range 10 {
+		d := e.Decide(context.Background(), r, facts(i))
+		switch {
+		case !d.Reject:
+			admitted++
+		case d.Reason != ReasonRetryBudgetExhausted:
+			t.Fatalf("resent key %d: %v, want %v", i, d.Reason, ReasonRetryBudgetExhausted)
+		}
+	}
+	if admitted != 5 {
+		t.Errorf("admitted %d of 10 resent failed keys at ratio 0.5 after 10 requests, want 5", admitted)
 	}
 }
