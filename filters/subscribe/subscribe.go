@@ -26,7 +26,8 @@ import (
 // AcceptFunc verifies and installs one marshalled bundle. It returns the
 // bundle's generation, or an error when the bundle is refused (and nothing
 // was installed). An error wrapping ErrUnchanged is not a refusal: the
-// bundle verified and carries what is already enforced.
+// bundle verified and carries what is already enforced; generation is then
+// the generation now in force (0: unknown).
 type AcceptFunc func(raw []byte) (generation uint64, err error)
 
 // ErrUnchanged, wrapped by an AcceptFunc's error, says the bundle verified
@@ -186,6 +187,9 @@ func stream(ctx context.Context, opts *Options) (got bool, err error) {
 		gen, err := opts.Accept(msg.GetValue())
 		if errors.Is(err, ErrUnchanged) {
 			opts.Metrics.Received.WithLabelValues("unchanged").Inc()
+			if gen > 0 {
+				opts.Metrics.Generation.Set(float64(gen))
+			}
 			opts.Logger.Info("policy bundle unchanged; the bundle in force stays", zap.Error(err))
 			continue
 		}

@@ -72,7 +72,8 @@ func (r *recorder) accept(raw []byte) (uint64, error) {
 		return 0, errBad
 	}
 	if strings.HasPrefix(s, "same") {
-		return 0, fmt.Errorf("%w: %s", ErrUnchanged, s)
+		gen, _ := strconv.ParseUint(s[len(s)-1:], 10, 64)
+		return gen, fmt.Errorf("%w: %s", ErrUnchanged, s)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -131,10 +132,16 @@ func TestRun_AcceptsRefusesAndReconnects(t *testing.T) {
 	if rec.last() != "gen-1" {
 		t.Fatalf("after a refusal the installed bundle is %q, want gen-1", rec.last())
 	}
-	cp.pub.Publish([]byte("same-1"))
+	cp.pub.Publish([]byte("same-7"))
 	waitFor(t, "unchanged", func() bool { return testutil.ToFloat64(m.Received.WithLabelValues("unchanged")) == 1 })
 	if n := testutil.ToFloat64(m.Received.WithLabelValues("refused")); n != 1 {
 		t.Errorf("refused = %v after an unchanged bundle, want 1 (bad-2 only)", n)
+	}
+	if g := testutil.ToFloat64(m.Generation); g != 7 {
+		t.Errorf("generation gauge after an unchanged bundle = %v, want 7 (the generation now in force)", g)
+	}
+	if rec.last() != "gen-1" {
+		t.Errorf("an unchanged bundle installed %q", rec.last())
 	}
 	cp.pub.Publish([]byte("gen-3"))
 	waitFor(t, "third bundle", func() bool { return rec.last() == "gen-3" })

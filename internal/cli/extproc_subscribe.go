@@ -111,7 +111,7 @@ func openSubscription(ctx context.Context, f *subscriptionFlags, eng *engine.Eng
 		}
 		s.mu.Unlock()
 		if unchanged {
-			return b.Generation, fmt.Errorf("%w: %w", subscribe.ErrUnchanged, err)
+			return v.Generation(), fmt.Errorf("%w: %w", subscribe.ErrUnchanged, err)
 		}
 		if err != nil {
 			return 0, err

@@ -190,6 +190,14 @@ func NewVerifier(env string, keys ...*signing.PublicKey) *Verifier {
 	return v
 }
 
+// Generation returns the generation in force: the highest generation of
+// a verified bundle carrying the policies in force (0 before the first).
+func (v *Verifier) Generation() uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.last
+}
+
 // AllowUnsigned makes the verifier accept unsigned bundles (every other
 // check still applies). For trials only: anyone who can reach the filter's
 // subscription can then change what it enforces.
@@ -199,8 +207,10 @@ func (v *Verifier) AllowUnsigned() { v.allowUnsigned = true }
 // generation as the one in force and returns it. A refused bundle changes
 // nothing; the error wraps one of the Err values of this package. A bundle
 // that verifies and carries the policies in force returns it with an error
-// wrapping ErrUnchanged, and changes nothing either: only a bundle with
-// other policies must be newer than the one in force.
+// wrapping ErrUnchanged: nothing is installed, and its generation, when
+// higher, becomes the one in force (so no older bundle can roll back past
+// it). Only a bundle with other policies must be newer than the one in
+// force.
 func (v *Verifier) Accept(raw []byte) (*Bundle, error) {
 	b, err := Unmarshal(raw)
 	if err != nil {
@@ -242,7 +252,11 @@ func (v *Verifier) Accept(raw []byte) (*Bundle, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.hash != "" && b.PolicyHash == v.hash {
-		return b, fmt.Errorf("%w: generation %d, in force %d, policy_hash %s", ErrUnchanged, b.Generation, v.last, b.PolicyHash)
+		// A higher generation still raises the floor: a bundle older than
+		// it, with other policies, stays refused as stale.
+		in := v.last
+		v.last = max(v.last, b.Generation)
+		return b, fmt.Errorf("%w: generation %d, in force %d, policy_hash %s", ErrUnchanged, b.Generation, in, b.PolicyHash)
 	}
 	if b.Generation <= v.last {
 		return nil, fmt.Errorf("%w: generation %d, in force %d", ErrStale, b.Generation, v.last)

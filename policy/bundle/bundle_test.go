@@ -160,8 +160,8 @@ func TestVerifier_Refusals(t *testing.T) {
 
 // TestVerifier_SamePoliciesAreUnchanged: the bundle in force sent again
 // (after a reconnect, or by a replica that numbers generations on its own,
-// higher or lower) verifies as unchanged, not as a stale refusal, and does
-// not move the generation in force.
+// higher or lower) verifies as unchanged, not as a stale refusal; a higher
+// generation raises the one in force.
 func TestVerifier_SamePoliciesAreUnchanged(t *testing.T) {
 	k := key(t)
 	v := NewVerifier("prod", k.Public())
@@ -177,20 +177,27 @@ func TestVerifier_SamePoliciesAreUnchanged(t *testing.T) {
 			t.Errorf("Reason = %q, want unchanged", Reason(err))
 		}
 	}
-	// The generation in force is still 5: other policies at 6 pass, and
-	// then the first policies at 7 are a change again (newer: accepted).
-	if _, err := v.Accept(signedPolicies(t, k, changedPolicies(t), "prod", 6)); err != nil {
-		t.Fatalf("other policies at generation 6: %v", err)
+	// The unchanged bundle at 8 raised the generation in force to 8: other
+	// policies below it are stale (no rollback past a resend), above it a
+	// change.
+	if g := v.Generation(); g != 8 {
+		t.Errorf("generation in force = %d, want 8", g)
+	}
+	if _, err := v.Accept(signedPolicies(t, k, changedPolicies(t), "prod", 7)); !errors.Is(err, ErrStale) {
+		t.Errorf("other policies at generation 7, below the unchanged 8: %v, want %v", err, ErrStale)
+	}
+	if _, err := v.Accept(signedPolicies(t, k, changedPolicies(t), "prod", 9)); err != nil {
+		t.Fatalf("other policies at generation 9: %v", err)
 	}
 	if _, err := v.Accept(signedBundle(t, k, "prod", 4)); !errors.Is(err, ErrStale) {
 		t.Errorf("earlier policies at an older generation: %v, want %v", err, ErrStale)
 	}
-	if _, err := v.Accept(signedBundle(t, k, "prod", 7)); err != nil {
+	if _, err := v.Accept(signedBundle(t, k, "prod", 10)); err != nil {
 		t.Errorf("earlier policies at a newer generation: %v", err)
 	}
 	// Verification still comes first: a tampered copy of the bundle in
 	// force is refused, not reported as unchanged.
-	raw := signedBundle(t, key(t), "prod", 7)
+	raw := signedBundle(t, key(t), "prod", 11)
 	if _, err := v.Accept(raw); !errors.Is(err, ErrBadSignature) {
 		t.Errorf("bundle in force signed by an unknown key: %v, want %v", err, ErrBadSignature)
 	}
