@@ -170,6 +170,12 @@ func TestSubscriptionRefusesBadBundles(t *testing.T) {
 	if g := metricSum(t, metricsURL, "hopguard_filter_bundle_generation"); g != 10 {
 		t.Fatalf("hopguard_filter_bundle_generation = %v, want 10", g)
 	}
+	// The filter names the policies it enforces by the hash the control
+	// plane computes for the same files.
+	hash10 := bundle.PolicyHash(policies)
+	if n := metricSum(t, metricsURL, "hopguard_filter_policy_info", `policy_hash="`+hash10+`"`); n != 1 {
+		t.Errorf("hopguard_filter_policy_info{policy_hash=%q} = %v, want 1", hash10, n)
+	}
 
 	// Bad bundles: each one refused with its reason, generation 10 stays.
 	relaxed := *policies
@@ -223,6 +229,13 @@ func TestSubscriptionRefusesBadBundles(t *testing.T) {
 	eventually(t, 5*time.Second, "generation 11 enforced", func() bool { return call() == nil })
 	if g := metricSum(t, metricsURL, "hopguard_filter_bundle_generation"); g != 11 {
 		t.Errorf("generation = %v, want 11", g)
+	}
+	hash11 := bundle.PolicyHash(&relaxed)
+	if n := metricSum(t, metricsURL, "hopguard_filter_policy_info"); n != 1 {
+		t.Errorf("hopguard_filter_policy_info has %v series at 1, want exactly 1", n)
+	}
+	if n := metricSum(t, metricsURL, "hopguard_filter_policy_info", `policy_hash="`+hash11+`"`); n != 1 || hash11 == hash10 {
+		t.Errorf("hopguard_filter_policy_info{policy_hash=%q} = %v, want 1 (and a hash other than %s)", hash11, n, hash10)
 	}
 }
 

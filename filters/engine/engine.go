@@ -13,6 +13,7 @@ import (
 	"github.com/hopguard/hopguard/filters/idempotency"
 	"github.com/hopguard/hopguard/filters/metrics"
 	"github.com/hopguard/hopguard/policy"
+	"github.com/hopguard/hopguard/policy/bundle"
 )
 
 // Options configure an Engine. Zero values give defaults.
@@ -127,6 +128,7 @@ func (e *Engine) SetBundle(b *policy.Bundle) {
 	}
 	s.matcher = newMatcher(list)
 	e.snap.Store(s)
+	e.metrics.SetPolicy(bundle.PolicyHash(b), b.Mesh.Environment)
 	for id := range old.routes {
 		if _, ok := s.routes[id]; !ok {
 			e.metrics.ForgetRoute(id)

@@ -62,6 +62,7 @@ type Filter struct {
 	completions *prometheus.CounterVec
 	storeErrors *prometheus.CounterVec
 	storeTime   *prometheus.HistogramVec
+	policyInfo  *prometheus.GaugeVec
 	// storeOps holds storeTime's claim, complete and release series,
 	// resolved once: they are observed on every keyed request.
 	storeOps map[string]prometheus.Observer
@@ -133,6 +134,10 @@ func newFilter() *Filter {
 			Name: "hopguard_header_parse_errors_total",
 			Help: "Malformed request headers ignored, by header name.",
 		}, []string{"header"}),
+		policyInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hopguard_filter_policy_info",
+			Help: "1 for the policies this filter enforces, labelled with their policy_hash (compare with the control plane's hopguard_policy_info) and environment.",
+		}, []string{"policy_hash", "environment"}),
 		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hopguard_policy_drift_total",
 			Help: "Requests whose data plane carried a policy digest other than the filter's.",
@@ -168,7 +173,7 @@ func (f *Filter) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		f.decisions, f.duration, f.remaining, f.attempts, f.records, f.transitions,
 		f.rejections, f.evictions, f.expired, f.parseErrors, f.drift, f.completions,
-		f.storeErrors, f.storeTime,
+		f.storeErrors, f.storeTime, f.policyInfo,
 	}
 }
 
@@ -253,6 +258,16 @@ func (f *Filter) StoreDuration(op string) prometheus.Observer {
 		return o
 	}
 	return f.storeTime.WithLabelValues(op)
+}
+
+// SetPolicy makes hopguard_filter_policy_info name the policies now
+// enforced (only them).
+func (f *Filter) SetPolicy(policyHash, environment string) {
+	if f == nil {
+		return
+	}
+	f.policyInfo.Reset()
+	f.policyInfo.WithLabelValues(policyHash, environment).Set(1)
 }
 
 // ForgetRoute deletes every series labelled with route, for routes that left

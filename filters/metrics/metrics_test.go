@@ -31,6 +31,8 @@ func TestNew_Success(t *testing.T) {
 	f.Completions("shop/a", OutcomeLate).Inc()
 	f.StoreErrors("shop/a", "claim", StoreActionRejected).Inc()
 	f.StoreDuration("claim").Observe(3e-4)
+	f.SetPolicy("0000000000000000", "prod")
+	f.SetPolicy("0123456789abcdef", "prod") // replaces the first
 
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -45,6 +47,7 @@ func TestNew_Success(t *testing.T) {
 		"hopguard_deadline_remaining_seconds",
 		"hopguard_decision_duration_seconds",
 		"hopguard_decisions_total",
+		"hopguard_filter_policy_info",
 		"hopguard_header_parse_errors_total",
 		"hopguard_idempotency_evictions_total",
 		"hopguard_idempotency_expired_total",
@@ -59,6 +62,13 @@ func TestNew_Success(t *testing.T) {
 	slices.Sort(names)
 	if diff := cmp.Diff(names, want); diff != "" {
 		t.Errorf("registered metrics (-got +want):\n%s", diff)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP hopguard_filter_policy_info 1 for the policies this filter enforces, labelled with their policy_hash (compare with the control plane's hopguard_policy_info) and environment.
+# TYPE hopguard_filter_policy_info gauge
+hopguard_filter_policy_info{environment="prod",policy_hash="0123456789abcdef"} 1
+`), "hopguard_filter_policy_info"); err != nil {
+		t.Errorf("policy info: %v", err)
 	}
 	expected := `
 # HELP hopguard_idempotency_records Idempotency records held, by state.
