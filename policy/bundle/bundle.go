@@ -26,8 +26,9 @@ import (
 )
 
 // SchemaRev names the configuration schema and the revision of the bundle
-// encoding. It changes when either changes incompatibly.
-const SchemaRev = "hopguard.dev/v1alpha1@1"
+// encoding. It changes when either changes incompatibly. @2 added the
+// idempotency fingerprint fields, which filters of @1 refuse as unknown.
+const SchemaRev = "hopguard.dev/v1alpha1@2"
 
 // Signature domains: a bundle signature cannot pass as a manifest's.
 const (
