@@ -59,15 +59,18 @@ func (t *translator) outboundCluster(d *ir.Service) *clusterv3.Cluster {
 
 // retryBudget maps the most generous retry budget among d's routes onto
 // Envoy's cluster retry budget. hopguard's budget is a rate (retries ≤ ratio
-// × requests, plus minPerSecond retries per second); Envoy's is concurrency
-// (active retries ≤ budget_percent % of active requests, and at least
-// min_retry_concurrency). With requests and retries of similar latency the
-// ratio of concurrencies equals the ratio of rates, so budget_percent is
-// 100 × ratio; and since a route's requests finish within their deadline
-// (normally under a second), N retries per second keep at most about N in
-// flight, so min_retry_concurrency is minPerSecond. The exact per-route
-// budget is enforced by the ext_proc server; this is the data plane's
-// backstop. d without routes gets none (nothing of it is retried).
+// × original requests, plus minPerSecond retries per second); Envoy's is
+// concurrency (active retries ≤ budget_percent % of all active requests,
+// retries among them, and at least min_retry_concurrency). With requests
+// and retries of similar latency the concurrencies follow the rates, so
+// retries ≤ r × originals is retries ≤ r/(1+r) × (originals + retries):
+// budget_percent is 100 × r/(1+r). Since a route's requests finish within
+// their deadline (normally under a second), N retries per second keep at
+// most about N in flight, so min_retry_concurrency is minPerSecond. The
+// exact per-route budget is enforced by the ext_proc server; this is the
+// data plane's backstop (and what limits Envoy's own router retries, which
+// the downstream ext_proc filter does not see one by one). d without routes
+// gets none (nothing of it is retried).
 func retryBudget(d *ir.Service) *clusterv3.CircuitBreakers_Thresholds {
 	if len(d.Routes) == 0 {
 		return nil
@@ -78,8 +81,8 @@ func retryBudget(d *ir.Service) *clusterv3.CircuitBreakers_Thresholds {
 		ratio = max(ratio, r.Policy.Retry.BudgetRatio)
 		minPerSecond = max(minPerSecond, r.Policy.Retry.BudgetMinPerSecond)
 	}
-	// Rounded to 1e-6 % so that 0.1 renders as 10, not 10.000000000000002.
-	percent := math.Round(ratio*100*1e6) / 1e6
+	// Rounded to 1e-6 % so that the rendering is stable and short.
+	percent := math.Round(ratio/(1+ratio)*100*1e6) / 1e6
 	return &clusterv3.CircuitBreakers_Thresholds{
 		Priority: corev3.RoutingPriority_DEFAULT,
 		RetryBudget: &clusterv3.CircuitBreakers_Thresholds_RetryBudget{

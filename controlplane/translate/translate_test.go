@@ -460,8 +460,10 @@ func TestTranslate_ClustersAndEndpoints(t *testing.T) {
 			},
 		}},
 	})
-	if got := pay.GetCircuitBreakers().GetThresholds()[0].GetRetryBudget().GetBudgetPercent().GetValue(); got != 35 {
-		t.Errorf("budget_percent = %v, want 35", got)
+	// ratio 0.35 of original requests: 0.35/1.35 of all active requests,
+	// retries included, which is how Envoy counts.
+	if got := pay.GetCircuitBreakers().GetThresholds()[0].GetRetryBudget().GetBudgetPercent().GetValue(); got != 25.925926 {
+		t.Errorf("budget_percent = %v, want 25.925926", got)
 	}
 	if pay.GetTypedExtensionProtocolOptions()[HTTPProtocolOptionsKey] == nil {
 		t.Error("gRPC cluster without HTTP/2 protocol options")
