@@ -351,6 +351,7 @@ func observeAll(cp *cpmetrics.ControlPlane, fm *filtermetrics.Filter) {
 	fm.PolicyDrift("r").Inc()
 	fm.StoreErrors("r", "claim", "rejected").Inc()
 	fm.StoreDuration("claim").Observe(1e-4)
+	fm.SetPolicy("0123456789abcdef", "prod")
 	fm.Completions("r", filtermetrics.OutcomeWithinDeadline).Inc()
 	fm.HeaderParseError("grpc-timeout")
 	fm.RecordState("in_flight", 1)
