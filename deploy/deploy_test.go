@@ -202,6 +202,7 @@ func TestAlertsCarryRunbooks(t *testing.T) {
 	}
 	want := []string{
 		"HopguardBundleRefused", "HopguardCompletionSLOBurn", "HopguardConfigChangeOutsideWindow", "HopguardDriftPresent",
+		"HopguardFilterPolicyMismatch",
 		"HopguardInFlightIdempotencyExpired", "HopguardNacks", "HopguardQuarantineCapped", "HopguardRetriesDroppedForDeadline",
 		"HopguardSigningDisabled", "HopguardTransitionRejectionSpike",
 	}

@@ -366,6 +366,19 @@ scrape_configs:
 		t.Errorf("%d of %d dashboard queries returned no data:\n%s", len(failing), len(queries), strings.Join(failing, "\n"))
 	}
 
+	// The filter and the control plane of hopguard run name the same
+	// policies by the same hash, so HopguardFilterPolicyMismatch's
+	// expression is empty, and the match it relies on is not.
+	for expr, want := range map[string]int{
+		`hopguard_filter_policy_info and on (policy_hash, environment) hopguard_policy_info`:                                                  1,
+		`max by (instance, policy_hash, environment) (hopguard_filter_policy_info) unless on (policy_hash, environment) hopguard_policy_info`: 0,
+	} {
+		waitFor(t, 10*time.Second, expr, func() (bool, string) {
+			n, _, err := instant(prom, expr)
+			return err == nil && n == want, fmt.Sprintf("%d samples (want %d), err %v", n, want, err)
+		})
+	}
+
 	// The traffic reached Prometheus as the rejections it provoked.
 	_, series, err := instant(prom, `count by (reason) (hopguard_decisions_total{decision="reject"})`)
 	if err != nil {
