@@ -430,6 +430,16 @@ func isStatusCode(s string) bool {
 	return err == nil && n >= 100 && n <= 599 && strconv.Itoa(n) == s
 }
 
+// perAttemptHeaders are headers whose values differ between the attempts
+// of one request (attempt counts, deadlines, timeouts, request ids) or are
+// set by the mesh itself: never part of an idempotency fingerprint.
+var perAttemptHeaders = map[string]bool{
+	"x-envoy-attempt-count": true, "grpc-previous-rpc-attempts": true, "x-hopguard-attempt": true,
+	"x-hopguard-deadline": true, "grpc-timeout": true, "x-envoy-expected-rq-timeout-ms": true,
+	"x-envoy-upstream-rq-timeout-ms": true, "x-envoy-upstream-rq-per-try-timeout-ms": true,
+	"x-request-id": true, "x-hopguard-route": true, "x-hopguard-policy": true, "x-hopguard-side": true,
+}
+
 func (v *validator) idempotency(d docRef, sp RouteBudgetSpec) {
 	id := sp.Idempotency
 	switch id.Require {
@@ -467,6 +477,8 @@ func (v *validator) idempotency(d docRef, sp RouteBudgetSpec) {
 			v.errorf(d, p, "header %q is listed twice", h)
 		case strings.EqualFold(h, id.Header):
 			v.errorf(d, p, "%q is the idempotency key header itself: the key already scopes the record", h)
+		case perAttemptHeaders[lh]:
+			v.errorf(d, p, "%q changes from one attempt to the next: every retry would look like another request", h)
 		}
 		seen[lh] = true
 	}

@@ -283,12 +283,20 @@ spec:
   service: s
   match: {grpcMethod: a.B/D}
   idempotency: {fingerprint: {headers: [h1, h2, h3, h4, h5, h6, h7, h8, h9, h10, h11, h12, h13, h14, h15, h16, h17]}}
+---
+` + rb + `metadata: {name: r3}
+spec:
+  service: s
+  match: {grpcMethod: a.B/E}
+  idempotency: {fingerprint: {headers: [X-Envoy-Attempt-Count, grpc-timeout]}}
 `,
 			want: []string{
 				`f.yaml:9:39: spec.idempotency.fingerprint.headers[1]: invalid header name "bad header" (want an HTTP token)`,
 				`f.yaml:9:53: spec.idempotency.fingerprint.headers[2]: header "X-Amount" is listed twice`,
 				`f.yaml:9:63: spec.idempotency.fingerprint.headers[3]: "idempotency-key" is the idempotency key header itself: the key already scopes the record`,
 				`f.yaml:17:31: spec.idempotency.fingerprint.headers: 17 headers, at most 16`,
+				`f.yaml:25:41: spec.idempotency.fingerprint.headers[0]: "X-Envoy-Attempt-Count" changes from one attempt to the next: every retry would look like another request`,
+				`f.yaml:25:64: spec.idempotency.fingerprint.headers[1]: "grpc-timeout" changes from one attempt to the next: every retry would look like another request`,
 			},
 		},
 		{

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/hopguard/hopguard/filters/idempotency"
 	"github.com/hopguard/hopguard/policy"
@@ -64,5 +66,35 @@ func BenchmarkRequestFingerprint_Headers(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		RequestFingerprint(r, "POST", "/shop.Orders/Charge", header, nil, false)
+	}
+}
+
+// TestDecide_FingerprintFuncOnlyWhenDeduplicating: the adapter's
+// fingerprint (which may hash a body) is computed only when the request
+// reaches the idempotency check, and is what the record is claimed with.
+func TestDecide_FingerprintFuncOnlyWhenDeduplicating(t *testing.T) {
+	sideEffects := testRoute("Charge", func(r *policy.Route) { r.SideEffects = true })
+	readOnly := testRoute("Get", func(r *policy.Route) { r.Idempotency.Require = policy.RequireNever })
+	e, _, store := testEngine(t, sideEffects, readOnly)
+	calls := 0
+	facts := func(key string, grpcTimeout time.Duration) *Facts {
+		return &Facts{Method: "POST", Path: "/shop.Orders/Charge", HasKey: true, Key: key, GRPCTimeout: grpcTimeout,
+			FingerprintFunc: func() uint64 { calls++; return 42 }}
+	}
+	if d := e.Decide(context.Background(), mustRoute(t, e, sideEffects.ID), facts("k1", time.Millisecond)); d.Reason != ReasonDeadlineExhausted {
+		t.Fatalf("1ms left: %v, want %v", d.Reason, ReasonDeadlineExhausted)
+	}
+	if d := e.Decide(context.Background(), mustRoute(t, e, readOnly.ID), facts("k2", time.Second)); d.Reject || d.Claim != nil {
+		t.Fatalf("read-only route: %+v, want allowed without a claim", d)
+	}
+	if calls != 0 {
+		t.Errorf("fingerprint computed %d times for requests never de-duplicated, want 0", calls)
+	}
+	d := e.Decide(context.Background(), mustRoute(t, e, sideEffects.ID), facts("k3", time.Second))
+	if d.Reject || d.Claim == nil || calls != 1 {
+		t.Fatalf("keyed side effect: %+v after %d fingerprint calls, want a claim after 1", d, calls)
+	}
+	if rec, ok := store.record(d.Claim.Scope); !ok || rec.Fingerprint != 42 {
+		t.Errorf("claimed record %+v, want fingerprint 42", rec)
 	}
 }

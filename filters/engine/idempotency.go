@@ -40,6 +40,9 @@ func (e *Engine) checkIdempotency(ctx context.Context, now time.Time, r *Route, 
 	}
 	scope := idempotency.Scope{Route: p.ID, Side: f.Side.String(), Principal: f.Principal, Key: f.Key}
 	fp := f.Fingerprint
+	if fp == 0 && f.FingerprintFunc != nil {
+		fp = f.FingerprintFunc()
+	}
 	if fp == 0 {
 		fp = idempotency.Fingerprint(f.Method, f.Path)
 	}

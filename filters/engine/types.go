@@ -97,8 +97,14 @@ type Facts struct {
 	// Principal identifies the caller (the MeshConfig principal header).
 	Principal string
 	// Fingerprint identifies the request for key-reuse detection (see
-	// idempotency.Fingerprint); 0 lets the engine compute it from Method and Path.
+	// idempotency.Fingerprint); 0 lets the engine compute it, with
+	// FingerprintFunc when set (see RequestFingerprint), else from Method
+	// and Path.
 	Fingerprint uint64
+	// FingerprintFunc computes the fingerprint when the idempotency check
+	// needs it, so a request refused earlier (or never de-duplicated) does
+	// not pay for hashing its body.
+	FingerprintFunc func() uint64
 
 	// PolicyDigest is x-hopguard-policy as the data plane sent it ("" if none).
 	PolicyDigest string

@@ -88,9 +88,11 @@ func (x *exchange) decide(ctx context.Context, req *extprocv3.ProcessingRequest,
 	factsFromHeaders(&f, h.GetHeaders(), lowerKey(route.Policy.Idempotency.Header), lowerKey(mesh.PrincipalHeader), x.parseError)
 	if f.HasKey && len(route.Policy.Idempotency.FingerprintHeaders) > 0 {
 		// ext_proc is sent no body here: headers are all it can add.
-		hm := h.GetHeaders()
-		f.Fingerprint = engine.RequestFingerprint(route, f.Method, f.Path,
-			func(name string) (string, bool) { return headerIn(hm, name) }, nil, false)
+		hm, method, path := h.GetHeaders(), f.Method, f.Path
+		f.FingerprintFunc = func() uint64 {
+			return engine.RequestFingerprint(route, method, path,
+				func(name string) (string, bool) { return headerIn(hm, name) }, nil, false)
+		}
 	}
 
 	x.start = s.clock.Now()

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/hopguard/hopguard/filters/engine"
 )
@@ -175,8 +176,9 @@ func (i *Interceptor) admit(ctx context.Context, fullMethod string, req any, a *
 	var f engine.Facts
 	dl, _ := ctx.Deadline()
 	factsFromMetadata(&f, md, fullMethod, dl, route.Policy.Idempotency.Header, i.engine.Mesh().PrincipalHeader, i.parseError)
-	if f.HasKey {
-		f.Fingerprint = i.fingerprint(route, &f, md, req)
+	if id := &route.Policy.Idempotency; f.HasKey && (id.FingerprintBody && req != nil || len(id.FingerprintHeaders) > 0) {
+		method, path := f.Method, f.Path
+		f.FingerprintFunc = func() uint64 { return i.fingerprint(route, method, path, md, req) }
 	}
 
 	a.start = i.clock.Now()
@@ -196,24 +198,33 @@ func (i *Interceptor) admit(ctx context.Context, fullMethod string, req any, a *
 // fingerprint is the request's idempotency fingerprint: method, path, the
 // route's fingerprint headers from md and, for a unary call whose request
 // is a protobuf message, the message's deterministic encoding. A message
-// that cannot be encoded is left out (and logged): its calls are then told
-// apart by method, path and headers only.
-func (i *Interceptor) fingerprint(route *engine.Route, f *engine.Facts, md metadata.MD, req any) uint64 {
+// that cannot be encoded is left out (logged at debug level): its calls are
+// then told apart by method, path and headers only.
+func (i *Interceptor) fingerprint(route *engine.Route, method, path string, md metadata.MD, req any) uint64 {
 	var body []byte
 	hasBody := false
-	if m, ok := req.(proto.Message); ok && route.Policy.Idempotency.FingerprintBody {
-		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-		if err == nil {
-			body, hasBody = b, true
-		} else {
-			i.log.Warn("interceptor: request not fingerprinted by body", zap.String("route", route.Policy.ID), zap.Error(err))
+	if route.Policy.Idempotency.FingerprintBody {
+		var m proto.Message
+		switch v := req.(type) {
+		case proto.Message:
+			m = v
+		case protoadapt.MessageV1:
+			m = protoadapt.MessageV2Of(v)
+		}
+		if m != nil {
+			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+			if err == nil {
+				body, hasBody = b, true
+			} else {
+				i.log.Debug("interceptor: request not fingerprinted by body", zap.String("route", route.Policy.ID), zap.Error(err))
+			}
 		}
 	}
 	var header func(string) (string, bool)
 	if len(route.Policy.Idempotency.FingerprintHeaders) > 0 {
 		header = func(name string) (string, bool) { return lookup(md, name) }
 	}
-	return engine.RequestFingerprint(route, f.Method, f.Path, header, body, hasBody)
+	return engine.RequestFingerprint(route, method, path, header, body, hasBody)
 }
 
 // finish reports the handler's outcome: its status code, HeadersAt = now.
