@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"maps"
 	"reflect"
 
 	"github.com/hopguard/hopguard/controlplane/ir"
@@ -19,8 +20,9 @@ type renderInputs struct {
 	self    *ir.Service
 	deps    []*ir.Service
 	// quarantine is the quarantine applied (nil: none, or drift.action is
-	// not quarantine). States are immutable and replaced whole, so pointer
-	// equality is state equality.
+	// not quarantine). Only its drained endpoints reach the resources, so
+	// states are compared by those (a new state is stored on every
+	// evaluation, most of them draining the same endpoints).
 	quarantine *quarantineState
 }
 
@@ -41,7 +43,7 @@ func (s *Server) inputsOf(m *ir.Mesh, k renderKey) (renderInputs, bool) {
 // equal reports whether a and b are the same inputs. Services are compared
 // by value: every update brings a newly built mesh.
 func (a *renderInputs) equal(b *renderInputs) bool {
-	if !a.ok || !b.ok || a.extProc != b.extProc || a.quarantine != b.quarantine ||
+	if !a.ok || !b.ok || a.extProc != b.extProc || !maps.Equal(a.quarantine.drainedSet(), b.quarantine.drainedSet()) ||
 		len(a.deps) != len(b.deps) || !reflect.DeepEqual(a.self, b.self) {
 		return false
 	}
@@ -51,4 +53,12 @@ func (a *renderInputs) equal(b *renderInputs) bool {
 		}
 	}
 	return true
+}
+
+// drainedSet returns the endpoints q drains (none for a nil q).
+func (q *quarantineState) drainedSet() map[string]bool {
+	if q == nil {
+		return nil
+	}
+	return q.drained
 }

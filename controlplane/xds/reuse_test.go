@@ -48,7 +48,10 @@ func TestUpdate_RerendersOnlyWhatAChangeTouches(t *testing.T) {
 	s, addr := startServer(t, Options{})
 	// startServer's default is the fixture renderer: use translate's.
 	s.render, s.reuse = New(Options{}).render, true
-	first := shopMesh(t, nil)
+	// Under drift.action: quarantine, whose evaluation (every second in
+	// production) stores a new quarantine state each time.
+	quarantine := func(c *v1alpha1.Config) { c.Mesh.Spec.Drift.Action = v1alpha1.DriftQuarantine }
+	first := shopMesh(t, quarantine)
 	if err := s.Update(first); err != nil {
 		t.Fatal(err)
 	}
@@ -93,8 +96,13 @@ func TestUpdate_RerendersOnlyWhatAChangeTouches(t *testing.T) {
 	}
 	// The changes are cumulative: each step's mesh has its own change and
 	// every earlier one.
-	var applied []func(*v1alpha1.Config)
+	applied := []func(*v1alpha1.Config){quarantine}
 	for _, st := range steps {
+		for range 2 {
+			if err := s.EvaluateQuarantine(); err != nil {
+				t.Fatal(err)
+			}
+		}
 		before := snaps()
 		if st.change != nil {
 			applied = append(applied, st.change)
@@ -133,13 +141,25 @@ func TestRenderInputs_Equal(t *testing.T) {
 	if !okA || !okB || !a.equal(&b) {
 		t.Fatalf("inputs of equal meshes: ok %v %v, equal %v", okA, okB, a.equal(&b))
 	}
-	withQ, otherQ := b, b
-	withQ.quarantine, otherQ.quarantine = &quarantineState{}, &quarantineState{}
-	if a.equal(&withQ) {
-		t.Error("inputs without and with a quarantine reported equal")
+	// Quarantine states compare by the endpoints they drain: a new state
+	// draining the same ones (stored on every evaluation) is no change.
+	drain := func(eps ...string) renderInputs {
+		in := b
+		in.quarantine = &quarantineState{drained: map[string]bool{}}
+		for _, ep := range eps {
+			in.quarantine.drained[ep] = true
+		}
+		return in
 	}
-	if withQ.equal(&otherQ) {
-		t.Error("inputs under two quarantine states reported equal")
+	empty, one, oneAgain, two := drain(), drain("10.0.0.1:9000"), drain("10.0.0.1:9000"), drain("10.0.0.2:9000")
+	if !a.equal(&empty) {
+		t.Error("no quarantine and a quarantine draining nothing reported different")
+	}
+	if a.equal(&one) || one.equal(&two) {
+		t.Error("different drained endpoints reported equal")
+	}
+	if !one.equal(&oneAgain) {
+		t.Error("two states draining the same endpoints reported different")
 	}
 	// A key whose dependencies cannot be resolved is never reused.
 	broken := renderInputs{}
