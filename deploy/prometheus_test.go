@@ -236,7 +236,11 @@ func TestPrometheusScrapesEveryPanel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"check", "rules", rulesAbs}, {"check", "config", promConfPath}} {
+	rulesTest, err := filepath.Abs(filepath.Join(filepath.Dir(rulesPath), "rules_test.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"check", "rules", rulesAbs}, {"check", "config", promConfPath}, {"test", "rules", rulesTest}} {
 		if out, err := exec.Command(promtool, args...).CombinedOutput(); err != nil {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
@@ -369,13 +373,18 @@ scrape_configs:
 	// The filter and the control plane of hopguard run name the same
 	// policies by the same hash, so HopguardFilterPolicyMismatch's
 	// expression is empty, and the match it relies on is not.
-	for expr, want := range map[string]int{
-		`hopguard_filter_policy_info and on (policy_hash, environment) hopguard_policy_info`:                                                  1,
-		`max by (instance, policy_hash, environment) (hopguard_filter_policy_info) unless on (policy_hash, environment) hopguard_policy_info`: 0,
+	// (In order: the match first, so the empty mismatch is not the
+	// emptiness of a Prometheus that has not scraped the filter yet.)
+	for _, q := range []struct {
+		expr string
+		want int
+	}{
+		{`hopguard_filter_policy_info and on (policy_hash, environment) hopguard_policy_info`, 1},
+		{`max by (instance, policy_hash, environment) (hopguard_filter_policy_info) unless on (policy_hash, environment) hopguard_policy_info`, 0},
 	} {
-		waitFor(t, 10*time.Second, expr, func() (bool, string) {
-			n, _, err := instant(prom, expr)
-			return err == nil && n == want, fmt.Sprintf("%d samples (want %d), err %v", n, want, err)
+		waitFor(t, 10*time.Second, q.expr, func() (bool, string) {
+			n, _, err := instant(prom, q.expr)
+			return err == nil && n == q.want, fmt.Sprintf("%d samples (want %d), err %v", n, q.want, err)
 		})
 	}
 

@@ -431,13 +431,18 @@ func isStatusCode(s string) bool {
 }
 
 // perAttemptHeaders are headers whose values differ between the attempts
-// of one request (attempt counts, deadlines, timeouts, request ids) or are
-// set by the mesh itself: never part of an idempotency fingerprint.
+// of one request (attempt counts, deadlines, timeouts, request ids, trace
+// spans) or are set by the mesh itself: never part of an idempotency
+// fingerprint.
 var perAttemptHeaders = map[string]bool{
 	"x-envoy-attempt-count": true, "grpc-previous-rpc-attempts": true, "x-hopguard-attempt": true,
-	"x-hopguard-deadline": true, "grpc-timeout": true, "x-envoy-expected-rq-timeout-ms": true,
-	"x-envoy-upstream-rq-timeout-ms": true, "x-envoy-upstream-rq-per-try-timeout-ms": true,
-	"x-request-id": true, "x-hopguard-route": true, "x-hopguard-policy": true, "x-hopguard-side": true,
+	"x-envoy-is-timeout-retry": true, "x-hopguard-deadline": true, "grpc-timeout": true,
+	"x-envoy-expected-rq-timeout-ms": true, "x-envoy-upstream-rq-timeout-ms": true,
+	"x-envoy-upstream-rq-per-try-timeout-ms": true, "x-request-id": true,
+	"x-hopguard-route": true, "x-hopguard-policy": true, "x-hopguard-side": true,
+	"traceparent": true, "tracestate": true, "b3": true, "x-b3-traceid": true, "x-b3-spanid": true,
+	"x-b3-parentspanid": true, "x-b3-sampled": true, "x-b3-flags": true, "grpc-trace-bin": true,
+	"x-ot-span-context": true, "x-cloud-trace-context": true,
 }
 
 func (v *validator) idempotency(d docRef, sp RouteBudgetSpec) {
