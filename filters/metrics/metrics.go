@@ -11,6 +11,7 @@ package metrics
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -63,6 +64,9 @@ type Filter struct {
 	storeErrors *prometheus.CounterVec
 	storeTime   *prometheus.HistogramVec
 	policyInfo  *prometheus.GaugeVec
+	// policyMu guards policyLabels, the labels of policyInfo's one series.
+	policyMu     sync.Mutex
+	policyLabels *[2]string
 	// storeOps holds storeTime's claim, complete and release series,
 	// resolved once: they are observed on every keyed request.
 	storeOps map[string]prometheus.Observer
@@ -266,8 +270,15 @@ func (f *Filter) SetPolicy(policyHash, environment string) {
 	if f == nil {
 		return
 	}
-	f.policyInfo.Reset()
+	f.policyMu.Lock()
+	defer f.policyMu.Unlock()
+	// The new series first, then the old one goes: a scrape never finds
+	// the filter naming no policy.
 	f.policyInfo.WithLabelValues(policyHash, environment).Set(1)
+	if old := f.policyLabels; old != nil && (old[0] != policyHash || old[1] != environment) {
+		f.policyInfo.DeleteLabelValues(old[0], old[1])
+	}
+	f.policyLabels = &[2]string{policyHash, environment}
 }
 
 // ForgetRoute deletes every series labelled with route, for routes that left
