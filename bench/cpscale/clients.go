@@ -101,14 +101,31 @@ func runClient(ctx context.Context, cc *grpc.ClientConn, node *corev3.Node, idx 
 // and returns, per client, the time of that ACK. ACKs of other versions
 // are skipped.
 func (f *fleet) await(ctx context.Context, want map[string]string, timeout time.Duration) ([]time.Time, error) {
+	return f.awaitSome(ctx, want, timeout, func(int) bool { return true })
+}
+
+// awaitChanged is await for the clients whose service's version differs
+// between prev and want; the others' times are zero.
+func (f *fleet) awaitChanged(ctx context.Context, want, prev map[string]string, timeout time.Duration) ([]time.Time, error) {
+	return f.awaitSome(ctx, want, timeout, func(c int) bool { return want[f.service[c]] != prev[f.service[c]] })
+}
+
+// awaitSome is await for the clients include selects.
+func (f *fleet) awaitSome(ctx context.Context, want map[string]string, timeout time.Duration, include func(client int) bool) ([]time.Time, error) {
 	got := make([]time.Time, len(f.service))
-	left := len(f.service)
+	left := 0
+	for c := range f.service {
+		if include(c) {
+			left++
+		}
+	}
+	total := left
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for left > 0 {
 		select {
 		case a := <-f.acks:
-			if got[a.client].IsZero() && a.version == want[f.service[a.client]] {
+			if include(a.client) && got[a.client].IsZero() && a.version == want[f.service[a.client]] {
 				got[a.client] = a.at
 				left--
 			}
@@ -116,7 +133,7 @@ func (f *fleet) await(ctx context.Context, want map[string]string, timeout time.
 			f.mu.Lock()
 			errs := errors.Join(f.errs...)
 			f.mu.Unlock()
-			return got, fmt.Errorf("cpscale: %d of %d clients did not ACK within %v: %w", left, len(f.service), timeout, errs)
+			return got, fmt.Errorf("cpscale: %d of %d clients did not ACK within %v: %w", left, total, timeout, errs)
 		case <-ctx.Done():
 			return got, fmt.Errorf("cpscale: %w", ctx.Err())
 		}

@@ -105,11 +105,33 @@ func Run(ctx context.Context, sc *scenario.CPScale, opts Options) (*result.CPSca
 			return nil, fmt.Errorf("cpscale: the change leaves service %s at version %s", svc, v)
 		}
 	}
+	// Then a change to one service's route budgets: it changes that
+	// service's nodes and its callers', no others.
+	if err := writeService(dir, 0, size.Services, size.RoutesPerService, sc.DependsOn, oneServiceDeadline); err != nil {
+		return nil, err
+	}
+	m3, err := compile(dir)
+	if err != nil {
+		return nil, err
+	}
+	snaps3, err := buildSnapshots(m3)
+	if err != nil {
+		return nil, err
+	}
+	changed := 0
+	for svc, v := range snaps3.versions {
+		if snaps2.versions[svc] != v {
+			changed++
+		}
+	}
+	if snaps3.versions[serviceName(0)] == snaps2.versions[serviceName(0)] || changed >= size.Services {
+		return nil, fmt.Errorf("cpscale: the one-service change touched %d of %d services", changed, size.Services)
+	}
 
 	for _, n := range size.Clients {
 		for _, name := range []string{result.ServerBare, result.ServerHopguardPrerendered, result.ServerHopguard} {
 			progress("cpscale: %s server, %d clients", name, n)
-			run, err := runOne(ctx, name, n, size.Services, sc.AckTimeout.D(), m1, m2, snaps1, snaps2)
+			run, err := runOne(ctx, name, n, size.Services, sc.AckTimeout.D(), []*ir.Mesh{m1, m2, m3}, []*snapshots{snaps1, snaps2, snaps3})
 			if err != nil {
 				return nil, err
 			}
@@ -123,15 +145,19 @@ func Run(ctx context.Context, sc *scenario.CPScale, opts Options) (*result.CPSca
 }
 
 // runOne starts server name with configuration 1, connects n clients,
-// waits for their ACKs, applies configuration 2 and times the ACKs.
-func runOne(ctx context.Context, name string, n, services int, timeout time.Duration, m1, m2 *ir.Mesh, s1, s2 *snapshots) (run result.CPScaleRun, err error) {
+// waits for their ACKs, applies configuration 2 (mesh-wide) and times the
+// ACKs, then applies configuration 3 (one service) and times the ACKs of
+// the clients it changed.
+func runOne(ctx context.Context, name string, n, services int, timeout time.Duration, meshes []*ir.Mesh, snaps []*snapshots) (run result.CPScaleRun, err error) {
+	m1, m2, m3 := meshes[0], meshes[1], meshes[2]
+	s1, s2, s3 := snaps[0], snaps[1], snaps[2]
 	run = result.CPScaleRun{Server: name, Clients: n}
 	var srv xdsServer
 	switch name {
 	case result.ServerHopguard:
 		srv, err = startHopguard(m1)
 	case result.ServerHopguardPrerendered:
-		srv, err = startHopguard(m1, s1, s2)
+		srv, err = startHopguard(m1, s1, s2, s3)
 	default:
 		srv, err = startBare()
 	}
@@ -173,5 +199,22 @@ func runOne(ctx context.Context, name string, n, services int, timeout time.Dura
 	run.Acked = len(acked)
 	run.ChangeToAck = loadgen.Summary(h)
 	run.AllAckedSeconds = last.Sub(change).Seconds()
+
+	change = time.Now()
+	if err := srv.set(ctx, m3, s3, f.nodes); err != nil {
+		return run, err
+	}
+	acked, err = f.awaitChanged(ctx, s3.versions, s2.versions, timeout)
+	if err != nil {
+		return run, fmt.Errorf("cpscale: %s: one-service change: %w", name, err)
+	}
+	h = loadgen.NewHistogram()
+	for _, at := range acked {
+		if !at.IsZero() {
+			loadgen.Record(h, at.Sub(change))
+			run.OneServiceClients++
+		}
+	}
+	run.OneServiceToAck = loadgen.Summary(h)
 	return run, nil
 }

@@ -34,8 +34,16 @@ func TestRun_EveryClientAcksTheChangeOnEveryServer(t *testing.T) {
 		t.Fatalf("%d runs, want 6 (2 client counts × 3 servers)", got)
 	}
 	for _, r := range res.Ratios {
-		if r.P99 <= 0 || r.PrerenderedP99 <= 0 {
-			t.Errorf("ratios %+v: want hopguard and pre-rendered ratios", r)
+		if r.P99 <= 0 || r.PrerenderedP99 <= 0 || r.OneServiceP99 <= 0 {
+			t.Errorf("ratios %+v: want hopguard, pre-rendered and one-service ratios", r)
+		}
+	}
+	// The one-service change (service 0's routes) reaches the clients of
+	// service 0 and of its two callers, 4 and 5: 1 of the 4 clients on
+	// services 0–3, 4 of the 9 on services 0–5, 0–2.
+	for _, r := range res.Runs {
+		if want := map[int]int{4: 1, 9: 4}[r.Clients]; r.OneServiceClients != want {
+			t.Errorf("%s/%d: the one-service change reached %d clients, want %d", r.Server, r.Clients, r.OneServiceClients, want)
 		}
 	}
 	for _, r := range res.Runs {

@@ -54,6 +54,13 @@ type CPScaleRun struct {
 	ChangeToAck Latency `json:"changeToAck"`
 	// AllAckedSeconds is from the change until the last client ACKed.
 	AllAckedSeconds float64 `json:"allAckedSeconds"`
+	// OneServiceClients is the number of clients whose configuration a
+	// change to one service's route budgets changed (that service's nodes
+	// and its callers'); OneServiceToAck is, per such client, the time
+	// from that change to its ACK, in microseconds. Zero in results made
+	// before this was measured.
+	OneServiceClients int     `json:"oneServiceClients,omitempty"`
+	OneServiceToAck   Latency `json:"oneServiceToAck,omitzero"`
 }
 
 // CPScaleRatio is hopguard ÷ bare for one client count.
@@ -65,6 +72,9 @@ type CPScaleRatio struct {
 	// PrerenderedP99 is hopguard-prerendered's p99 ÷ bare's (0 when that
 	// run is absent).
 	PrerenderedP99 float64 `json:"prerenderedP99"`
+	// OneServiceP99 is hopguard's p99 ÷ bare's for the one-service change
+	// (0 when not measured).
+	OneServiceP99 float64 `json:"oneServiceP99,omitempty"`
 }
 
 // Run returns the run of server with clients.
@@ -107,6 +117,9 @@ func (c *CPScale) Derive() {
 		if p, ok := c.Run(ServerHopguardPrerendered, n); ok {
 			r.PrerenderedP99 = Ratio(p.ChangeToAck.P99, b.ChangeToAck.P99)
 		}
+		if h.OneServiceClients > 0 && b.OneServiceClients > 0 {
+			r.OneServiceP99 = Ratio(h.OneServiceToAck.P99, b.OneServiceToAck.P99)
+		}
 		c.Ratios = append(c.Ratios, r)
 	}
 }
@@ -129,6 +142,15 @@ func (c *CPScale) Check() error {
 		}
 		if err := r.ChangeToAck.Check(); err != nil {
 			return fmt.Errorf("%s with %d clients: %w", r.Server, r.Clients, err)
+		}
+		if r.OneServiceClients > r.Clients || r.OneServiceToAck.Count != int64(r.OneServiceClients) {
+			return fmt.Errorf("%w: %s with %d clients: one-service change reached %d clients, %d latencies",
+				ErrInconsistent, r.Server, r.Clients, r.OneServiceClients, r.OneServiceToAck.Count)
+		}
+		if r.OneServiceClients > 0 {
+			if err := r.OneServiceToAck.Check(); err != nil {
+				return fmt.Errorf("%s with %d clients, one-service change: %w", r.Server, r.Clients, err)
+			}
 		}
 	}
 	for _, n := range c.ClientCounts() {

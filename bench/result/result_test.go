@@ -35,8 +35,10 @@ func validOverhead() *Overhead {
 func validCPScale() *CPScale {
 	c := &CPScale{Services: 10, RoutesPerService: 2, Resources: 40, CompileSeconds: 0.1, SnapshotsSeconds: 0.2,
 		Runs: []CPScaleRun{
-			{Server: ServerHopguard, Clients: 3, Acked: 3, ChangeToAck: lat(300, 600, 700, 3)},
-			{Server: ServerBare, Clients: 3, Acked: 3, ChangeToAck: lat(100, 200, 350, 3)},
+			{Server: ServerHopguard, Clients: 3, Acked: 3, ChangeToAck: lat(300, 600, 700, 3),
+				OneServiceClients: 2, OneServiceToAck: lat(50, 80, 90, 2)},
+			{Server: ServerBare, Clients: 3, Acked: 3, ChangeToAck: lat(100, 200, 350, 3),
+				OneServiceClients: 2, OneServiceToAck: lat(40, 60, 70, 2)},
 		}}
 	c.Derive()
 	return c
@@ -134,6 +136,16 @@ func TestCheck_Errors(t *testing.T) {
 			c.Runs[0].Acked = 2
 			return &File{Scenario: "c", Kind: KindCPScale, Machine: machine(), CPScale: c}
 		}, "2 acked"},
+		{"one-service latencies not from its clients", func() *File {
+			c := validCPScale()
+			c.Runs[1].OneServiceClients = 3
+			return &File{Scenario: "c", Kind: KindCPScale, Machine: machine(), CPScale: c}
+		}, "one-service change reached 3 clients, 2 latencies"},
+		{"one-service ratio not from the runs", func() *File {
+			c := validCPScale()
+			c.Ratios[0].OneServiceP99 = 9
+			return &File{Scenario: "c", Kind: KindCPScale, Machine: machine(), CPScale: c}
+		}, "ratios"},
 		{"ratio not from the runs", func() *File {
 			c := validCPScale()
 			c.Ratios[0].P99 = 1
