@@ -2,8 +2,6 @@ package xds
 
 import (
 	"maps"
-	"reflect"
-	"sync"
 
 	"github.com/hopguard/hopguard/controlplane/ir"
 	"github.com/hopguard/hopguard/controlplane/translate"
@@ -42,52 +40,18 @@ func (s *Server) inputsOf(m *ir.Mesh, k renderKey) (renderInputs, bool) {
 }
 
 // equal reports whether a and b are the same inputs. Services are compared
-// by value (every update brings a newly built mesh), through same, which
-// remembers each comparison for the other keys that share the service.
-func (a *renderInputs) equal(b *renderInputs, same *sameServices) bool {
+// by value (every update brings a newly built mesh) with ir.Service.Equal.
+func (a *renderInputs) equal(b *renderInputs) bool {
 	if !a.ok || !b.ok || a.extProc != b.extProc || !maps.Equal(a.quarantine.drainedSet(), b.quarantine.drainedSet()) ||
-		len(a.deps) != len(b.deps) || !same.equal(a.self, b.self) {
+		len(a.deps) != len(b.deps) || !a.self.Equal(b.self) {
 		return false
 	}
 	for i := range a.deps {
-		if !same.equal(a.deps[i], b.deps[i]) {
+		if !a.deps[i].Equal(b.deps[i]) {
 			return false
 		}
 	}
 	return true
-}
-
-// sameServices compares services by value and remembers the answers, so
-// that a service called by many others is compared once per update. It is
-// safe for concurrent use; the zero value is ready.
-type sameServices struct {
-	mu   sync.Mutex
-	seen map[[2]*ir.Service]bool
-}
-
-// equal reports whether a and b hold equal values (nil equals nil).
-func (s *sameServices) equal(a, b *ir.Service) bool {
-	if a == b {
-		return true
-	}
-	if a == nil || b == nil {
-		return false
-	}
-	k := [2]*ir.Service{a, b}
-	s.mu.Lock()
-	eq, ok := s.seen[k]
-	s.mu.Unlock()
-	if ok {
-		return eq
-	}
-	eq = reflect.DeepEqual(a, b)
-	s.mu.Lock()
-	if s.seen == nil {
-		s.seen = map[[2]*ir.Service]bool{}
-	}
-	s.seen[k] = eq
-	s.mu.Unlock()
-	return eq
 }
 
 // drainedSet returns the endpoints q drains (none for a nil q).

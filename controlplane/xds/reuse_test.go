@@ -138,8 +138,8 @@ func TestRenderInputs_Equal(t *testing.T) {
 	s := New(Options{})
 	a, okA := s.inputsOf(m, renderKey{service: "payments", flavor: translate.Envoy})
 	b, okB := s.inputsOf(other, renderKey{service: "payments", flavor: translate.Envoy})
-	if !okA || !okB || !a.equal(&b, &sameServices{}) {
-		t.Fatalf("inputs of equal meshes: ok %v %v, equal %v", okA, okB, a.equal(&b, &sameServices{}))
+	if !okA || !okB || !a.equal(&b) {
+		t.Fatalf("inputs of equal meshes: ok %v %v, equal %v", okA, okB, a.equal(&b))
 	}
 	// Quarantine states compare by the endpoints they drain: a new state
 	// draining the same ones (stored on every evaluation) is no change.
@@ -152,18 +152,18 @@ func TestRenderInputs_Equal(t *testing.T) {
 		return in
 	}
 	empty, one, oneAgain, two := drain(), drain("10.0.0.1:9000"), drain("10.0.0.1:9000"), drain("10.0.0.2:9000")
-	if !a.equal(&empty, &sameServices{}) {
+	if !a.equal(&empty) {
 		t.Error("no quarantine and a quarantine draining nothing reported different")
 	}
-	if a.equal(&one, &sameServices{}) || one.equal(&two, &sameServices{}) {
+	if a.equal(&one) || one.equal(&two) {
 		t.Error("different drained endpoints reported equal")
 	}
-	if !one.equal(&oneAgain, &sameServices{}) {
+	if !one.equal(&oneAgain) {
 		t.Error("two states draining the same endpoints reported different")
 	}
 	// A key whose dependencies cannot be resolved is never reused.
 	broken := renderInputs{}
-	if broken.equal(&broken, &sameServices{}) {
+	if broken.equal(&broken) {
 		t.Error("undetermined inputs reported equal")
 	}
 }

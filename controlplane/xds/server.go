@@ -280,11 +280,10 @@ func (s *Server) renderInto(rendered, prev map[renderKey]*rendering, m *ir.Mesh,
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	same := &sameServices{} // a service is compared once, not once per caller
 	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(len(jobs)); i = next.Add(1) - 1 {
-				jobs[i].r, jobs[i].err = s.renderOrReuse(m, jobs[i].key, prev[jobs[i].key], same)
+				jobs[i].r, jobs[i].err = s.renderOrReuse(m, jobs[i].key, prev[jobs[i].key])
 			}
 		})
 	}
@@ -345,9 +344,9 @@ func (s *Server) nodeKeysLocked() (required, optional []renderKey) {
 
 // renderOrReuse returns prev, with the new mesh's inputs, when it was
 // rendered from inputs equal to k's in m; else it renders k.
-func (s *Server) renderOrReuse(m *ir.Mesh, k renderKey, prev *rendering, same *sameServices) (*rendering, error) {
+func (s *Server) renderOrReuse(m *ir.Mesh, k renderKey, prev *rendering) (*rendering, error) {
 	if prev != nil && s.reuse {
-		if in, ok := s.inputsOf(m, k); ok && in.equal(&prev.inputs, same) {
+		if in, ok := s.inputsOf(m, k); ok && in.equal(&prev.inputs) {
 			return &rendering{snap: prev.snap, version: prev.version, inputs: in}, nil
 		}
 	}
