@@ -92,11 +92,7 @@ func Run(ctx context.Context, sc *scenario.CPScale, opts Options) (*result.CPSca
 	if err := writeMeshConfig(dir, timeoutAfter); err != nil {
 		return nil, err
 	}
-	m2, err := compile(dir)
-	if err != nil {
-		return nil, err
-	}
-	snaps2, err := buildSnapshots(m2)
+	m2, snaps2, err := compileAndBuild(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -110,11 +106,7 @@ func Run(ctx context.Context, sc *scenario.CPScale, opts Options) (*result.CPSca
 	if err := writeService(dir, 0, size.Services, size.RoutesPerService, sc.DependsOn, oneServiceDeadline); err != nil {
 		return nil, err
 	}
-	m3, err := compile(dir)
-	if err != nil {
-		return nil, err
-	}
-	snaps3, err := buildSnapshots(m3)
+	m3, snaps3, err := compileAndBuild(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +134,19 @@ func Run(ctx context.Context, sc *scenario.CPScale, opts Options) (*result.CPSca
 	}
 	res.Derive()
 	return res, nil
+}
+
+// compileAndBuild compiles dir and pre-builds every service's snapshot.
+func compileAndBuild(dir string) (*ir.Mesh, *snapshots, error) {
+	m, err := compile(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	snaps, err := buildSnapshots(m)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, snaps, nil
 }
 
 // runOne starts server name with configuration 1, connects n clients,
