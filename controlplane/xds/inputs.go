@@ -26,17 +26,16 @@ type renderInputs struct {
 }
 
 // inputsOf returns k's inputs in m, with the quarantine in force now.
-func (s *Server) inputsOf(m *ir.Mesh, k renderKey) (renderInputs, bool) {
+func (s *Server) inputsOf(m *ir.Mesh, k renderKey) renderInputs {
 	in := renderInputs{extProc: m.ExtProc}
 	if q := s.quarantine.Load(); q != nil && m.Drift.Quarantine {
 		in.quarantine = q
 	}
 	self, deps, err := translate.Inputs(m, k.service)
-	if err != nil {
-		return in, false
+	if err == nil {
+		in.ok, in.self, in.deps = true, self, deps
 	}
-	in.ok, in.self, in.deps = true, self, deps
-	return in, true
+	return in
 }
 
 // equal reports whether a and b are the same inputs. Services are compared

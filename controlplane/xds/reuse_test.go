@@ -136,10 +136,10 @@ func TestRenderInputs_Equal(t *testing.T) {
 	m := shopMesh(t, nil)
 	other := shopMesh(t, nil) // equal by value, other pointers
 	s := New(Options{})
-	a, okA := s.inputsOf(m, renderKey{service: "payments", flavor: translate.Envoy})
-	b, okB := s.inputsOf(other, renderKey{service: "payments", flavor: translate.Envoy})
-	if !okA || !okB || !a.equal(&b) {
-		t.Fatalf("inputs of equal meshes: ok %v %v, equal %v", okA, okB, a.equal(&b))
+	a := s.inputsOf(m, renderKey{service: "payments", flavor: translate.Envoy})
+	b := s.inputsOf(other, renderKey{service: "payments", flavor: translate.Envoy})
+	if !a.ok || !b.ok || !a.equal(&b) {
+		t.Fatalf("inputs of equal meshes: ok %v %v, equal %v", a.ok, b.ok, a.equal(&b))
 	}
 	// Quarantine states compare by the endpoints they drain: a new state
 	// draining the same ones (stored on every evaluation) is no change.

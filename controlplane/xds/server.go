@@ -346,7 +346,7 @@ func (s *Server) nodeKeysLocked() (required, optional []renderKey) {
 // rendered from inputs equal to k's in m; else it renders k.
 func (s *Server) renderOrReuse(m *ir.Mesh, k renderKey, prev *rendering) (*rendering, error) {
 	if prev != nil && s.reuse {
-		if in, ok := s.inputsOf(m, k); ok && in.equal(&prev.inputs) {
+		if in := s.inputsOf(m, k); in.equal(&prev.inputs) {
 			return &rendering{snap: prev.snap, version: prev.version, inputs: in}, nil
 		}
 	}
@@ -355,7 +355,7 @@ func (s *Server) renderOrReuse(m *ir.Mesh, k renderKey, prev *rendering) (*rende
 
 // renderKey renders and versions one snapshot.
 func (s *Server) renderKey(m *ir.Mesh, k renderKey) (*rendering, error) {
-	inputs, _ := s.inputsOf(m, k)
+	inputs := s.inputsOf(m, k)
 	res, err := s.render(m, k.service, k.flavor)
 	if err != nil {
 		return nil, fmt.Errorf("xds: render %s for service %q: %w", flavorName(k.flavor), k.service, err)
