@@ -398,19 +398,10 @@ func TestInterceptorRejectsRetryWithoutAuthority(t *testing.T) {
 	}
 }
 
-const fingerprintBudgets = paymentsMesh + `apiVersion: hopguard.dev/v1alpha1
-kind: RouteBudget
-metadata: {name: create-charge, namespace: shop}
-spec:
-  service: payments
-  match: {grpcMethod: grpc.testing.TestService/UnaryCall}
-  deadline: {default: 2s, max: 4s}
-  retry: {authority: app, attempts: 2}
-  sideEffects: true
-  idempotency:
-    require: always
-    fingerprint: {headers: [x-amount]}   # body: true by default
-`
+// fingerprintBudgets is chargeBudgets with x-amount in the fingerprint
+// (the request body is in it by default).
+var fingerprintBudgets = strings.Replace(chargeBudgets, "idempotency: {require: always}",
+	"idempotency: {require: always, fingerprint: {headers: [x-amount]}}", 1)
 
 // TestKeyReusedForAnotherRequest: a key sent again with another amount (a
 // fingerprint header) is refused as key reuse by the caller's ext_proc
@@ -419,6 +410,9 @@ spec:
 // sees the message. Either way the second request never runs, and is not
 // mistaken for a duplicate of the first.
 func TestKeyReusedForAnotherRequest(t *testing.T) {
+	if !strings.Contains(fingerprintBudgets, "fingerprint:") {
+		t.Fatal("chargeBudgets no longer has the idempotency line fingerprintBudgets extends")
+	}
 	m := startEnforcedMesh(t, fingerprintBudgets)
 	b := m.backend
 	call := func(client testgrpc.TestServiceClient, key string, size int32, kv ...string) error {
