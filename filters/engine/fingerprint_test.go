@@ -19,7 +19,7 @@ func TestRequestFingerprint(t *testing.T) {
 		return func(name string) (string, bool) { v, ok := kv[name]; return v, ok }
 	}
 	const m, p = "POST", "/shop.Orders/Charge"
-	base := idempotency.Fingerprint(m, p)
+	base := plainFingerprint(m, p)
 
 	if got := RequestFingerprint(plain, m, p, headers(map[string]string{"x-amount": "1"}), []byte("body"), true); got != base {
 		t.Errorf("route without fingerprint headers or body: %x, want the method+path fingerprint %x", got, base)
@@ -51,6 +51,13 @@ func TestRequestFingerprint(t *testing.T) {
 	}
 	if again := RequestFingerprint(withHeaders, m, p, headers(map[string]string{"x-account": "a", "x-amount": "10", "x-other": "z"}), nil, false); again != a10 {
 		t.Errorf("same selected headers (and an unselected one): %x, want %x", again, a10)
+	}
+	// Each route setting is its own scheme: fingerprints compare within one.
+	if !idempotency.Reused(a10, distinct["amount 20"]) || !idempotency.Reused(distinct["body one"], distinct["body two"]) {
+		t.Error("fingerprints of one scheme and different requests are not a reuse")
+	}
+	if idempotency.Reused(base, a10) || idempotency.Reused(a10, distinct["body one"]) || idempotency.Reused(base, distinct["body one"]) {
+		t.Error("fingerprints of different route settings compare as a reuse; want them not comparable")
 	}
 	if again := RequestFingerprint(withBody, m, p, nil, []byte{1}, true); again != distinct["body one"] {
 		t.Errorf("same body: %x, want %x", again, distinct["body one"])

@@ -44,7 +44,7 @@ func (e *Engine) checkIdempotency(ctx context.Context, now time.Time, r *Route, 
 		fp = f.FingerprintFunc()
 	}
 	if fp == 0 {
-		fp = idempotency.Fingerprint(f.Method, f.Path)
+		fp = plainFingerprint(f.Method, f.Path)
 	}
 	start := time.Now()
 	res, err := e.store.Claim(ctx, scope, fp, now, max(d.Remaining, 0)+inFlightGrace)
@@ -65,7 +65,7 @@ func (e *Engine) checkIdempotency(ctx context.Context, now time.Time, r *Route, 
 		return ReasonNone
 	}
 	switch rec := res.Existing; {
-	case rec.Fingerprint != fp:
+	case idempotency.Reused(rec.Fingerprint, fp):
 		return ReasonIdempotencyKeyReused
 	case rec.State == idempotency.Completed:
 		if p.Idempotency.Replay {

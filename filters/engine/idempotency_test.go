@@ -31,7 +31,7 @@ func TestIdempotency_ClaimAndDuplicates(t *testing.T) {
 		t.Errorf("claim (-got +want):\n%s", diff)
 	}
 	rec, _ := st.record(wantScope)
-	if want := t0.Add(500*time.Millisecond + inFlightGrace); !rec.ExpiresAt.Equal(want) || rec.Fingerprint != idempotency.Fingerprint("POST", "/shop.Orders/Pay") {
+	if want := t0.Add(500*time.Millisecond + inFlightGrace); !rec.ExpiresAt.Equal(want) || rec.Fingerprint != plainFingerprint("POST", "/shop.Orders/Pay") {
 		t.Errorf("in-flight record = %+v, want expiry %v and the method/path fingerprint", rec, want)
 	}
 
@@ -69,6 +69,67 @@ func TestIdempotency_ClaimAndDuplicates(t *testing.T) {
 	}
 	if d := e.Decide(ctx, r, &other); d.Reason != ReasonIdempotencyKeyReused {
 		t.Errorf("reuse of a completed key = %v, want %v (checked first)", d.Reason, ReasonIdempotencyKeyReused)
+	}
+}
+
+// TestIdempotency_FingerprintSettingsChange: records made before a change
+// to what a route fingerprints answer a retry by key alone (the recorded
+// outcome, never a refusal as reuse and never a second execution); records
+// made after it tell reuse apart again.
+func TestIdempotency_FingerprintSettingsChange(t *testing.T) {
+	p := testRoute("Pay", sideEffects(policy.RequireAlways))
+	e, _, _ := testEngine(t, p)
+	r := mustRoute(t, e, p.ID)
+	ctx := context.Background()
+	// The route as it reads after the change: x-amount is fingerprinted.
+	after := &Route{Policy: testRoute("Pay", sideEffects(policy.RequireAlways), func(r *policy.Route) {
+		r.Idempotency.FingerprintHeaders = []string{"x-amount"}
+	})}
+	const m, path = "POST", "/shop.Orders/Pay"
+	amount := func(v string) func(string) (string, bool) {
+		return func(name string) (string, bool) { return v, name == "x-amount" }
+	}
+	facts := func(key string, fp uint64) *Facts {
+		return &Facts{Method: m, Path: path, HasKey: true, Key: key, Fingerprint: fp}
+	}
+
+	// Completed before the change, under method+path alone.
+	old := e.Decide(ctx, r, facts("before", 0))
+	if old.Claim == nil {
+		t.Fatalf("first request = %+v, want a claim", old)
+	}
+	e.Finish(ctx, r, &old, t0, Outcome{HTTPStatus: 201, GRPCStatus: -1})
+	if d := e.Decide(ctx, r, facts("before", RequestFingerprint(after, m, path, amount("10"), nil, false))); d.Reason != ReasonIdempotencyCompleted {
+		t.Errorf("retry after the change of a key completed before it = %v, want %v", d.Reason, ReasonIdempotencyCompleted)
+	}
+	// In flight before the change: still in flight, not a reuse.
+	if d := e.Decide(ctx, r, facts("in-flight", 0)); d.Claim == nil {
+		t.Fatalf("in-flight request = %+v, want a claim", d)
+	}
+	if d := e.Decide(ctx, r, facts("in-flight", RequestFingerprint(after, m, path, amount("10"), nil, false))); d.Reason != ReasonIdempotencyInFlight {
+		t.Errorf("duplicate after the change of a key in flight before it = %v, want %v", d.Reason, ReasonIdempotencyInFlight)
+	}
+
+	// Claimed after the change: another amount under the same key is a reuse,
+	// the same amount a duplicate, and so is an old filter's method+path
+	// fingerprint (it cannot tell).
+	d := e.Decide(ctx, r, facts("after", RequestFingerprint(after, m, path, amount("10"), nil, false)))
+	if d.Claim == nil {
+		t.Fatalf("request after the change = %+v, want a claim", d)
+	}
+	e.Finish(ctx, r, &d, t0, Outcome{HTTPStatus: 201, GRPCStatus: -1})
+	for _, c := range []struct {
+		name string
+		fp   uint64
+		want Reason
+	}{
+		{"another amount", RequestFingerprint(after, m, path, amount("20"), nil, false), ReasonIdempotencyKeyReused},
+		{"the same amount", RequestFingerprint(after, m, path, amount("10"), nil, false), ReasonIdempotencyCompleted},
+		{"a filter on the old policy", 0, ReasonIdempotencyCompleted},
+	} {
+		if got := e.Decide(ctx, r, facts("after", c.fp)); got.Reason != c.want {
+			t.Errorf("%s = %v, want %v", c.name, got.Reason, c.want)
+		}
 	}
 }
 

@@ -96,9 +96,9 @@ type Facts struct {
 	Key    string
 	// Principal identifies the caller (the MeshConfig principal header).
 	Principal string
-	// Fingerprint identifies the request for key-reuse detection (see
-	// idempotency.Fingerprint); 0 lets the engine compute it, with
-	// FingerprintFunc when set (see RequestFingerprint), else from Method
+	// Fingerprint identifies the request for key-reuse detection, tagged
+	// with its scheme (see RequestFingerprint and idempotency.Tag); 0 lets
+	// the engine compute it, with FingerprintFunc when set, else from Method
 	// and Path.
 	Fingerprint uint64
 	// FingerprintFunc computes the fingerprint when the idempotency check
