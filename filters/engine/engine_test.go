@@ -148,8 +148,8 @@ func TestDecide_Errors(t *testing.T) {
 			}, cmp.Ignore())); diff != "" {
 				t.Errorf("Decide (-got +want):\n%s", diff)
 			}
-			if tt.want < ReasonIdempotencyKeyReused && len(st.calls) != 0 {
-				t.Errorf("store called %v for a request refused before de-duplication", st.calls)
+			if tt.want < ReasonIdempotencyKeyReused && len(st.Calls()) != 0 {
+				t.Errorf("store called %v for a request refused before de-duplication", st.Calls())
 			}
 		})
 	}

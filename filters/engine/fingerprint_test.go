@@ -101,7 +101,7 @@ func TestDecide_FingerprintFuncOnlyWhenDeduplicating(t *testing.T) {
 	if d.Reject || d.Claim == nil || calls != 1 {
 		t.Fatalf("keyed side effect: %+v after %d fingerprint calls, want a claim after 1", d, calls)
 	}
-	if rec, ok := store.record(d.Claim.Scope); !ok || rec.Fingerprint != 42 {
+	if rec, ok := store.Record(d.Claim.Scope); !ok || rec.Fingerprint != 42 {
 		t.Errorf("claimed record %+v, want fingerprint 42", rec)
 	}
 }

@@ -30,7 +30,7 @@ func TestIdempotency_ClaimAndDuplicates(t *testing.T) {
 	if diff := cmp.Diff(*first.Claim, Claim{Scope: wantScope, Token: 1, TTL: time.Hour}); diff != "" {
 		t.Errorf("claim (-got +want):\n%s", diff)
 	}
-	rec, _ := st.record(wantScope)
+	rec, _ := st.Record(wantScope)
 	if want := t0.Add(500*time.Millisecond + inFlightGrace); !rec.ExpiresAt.Equal(want) || rec.Fingerprint != plainFingerprint("POST", "/shop.Orders/Pay") {
 		t.Errorf("in-flight record = %+v, want expiry %v and the method/path fingerprint", rec, want)
 	}
@@ -60,7 +60,7 @@ func TestIdempotency_ClaimAndDuplicates(t *testing.T) {
 	if first.Claim != nil {
 		t.Error("Finish left the claim on the decision")
 	}
-	rec, _ = st.record(wantScope)
+	rec, _ = st.Record(wantScope)
 	if rec.State != idempotency.Completed || rec.GRPCStatus != 0 || rec.HTTPStatus != 200 || !rec.ExpiresAt.Equal(clk.Now().Add(time.Hour)) {
 		t.Errorf("record after Finish = %+v, want completed for the TTL", rec)
 	}
@@ -188,7 +188,7 @@ func TestIdempotency_FinishReleasesRetryableFailures(t *testing.T) {
 			if tt.wantRelease {
 				wantCalls = []string{"claim", "release"}
 			}
-			if diff := cmp.Diff(st.calls, wantCalls); diff != "" {
+			if diff := cmp.Diff(st.Calls(), wantCalls); diff != "" {
 				t.Errorf("store calls (-got +want):\n%s", diff)
 			}
 			// A released key can be claimed by the retry; a completed one cannot.
@@ -241,7 +241,7 @@ func TestIdempotency_StoreUnavailable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e, _, st := testEngine(t, tt.route)
-			st.err = storeErr
+			st.SetClaimErr(storeErr)
 			d := e.Decide(context.Background(), mustRoute(t, e, tt.route.ID), &Facts{HasKey: true, Key: "k"})
 			if d.Reason != tt.want || d.Claim != nil {
 				t.Errorf("Decide = %v (claim %v), want %v without claim", d.Reason, d.Claim != nil, tt.want)

@@ -39,8 +39,8 @@ func TestDecide_Frozen(t *testing.T) {
 			if d.Reason != tt.want || d.Reject != (tt.want != ReasonNone) {
 				t.Fatalf("Decide = reject %v reason %v, want %v", d.Reject, d.Reason, tt.want)
 			}
-			if tt.want == ReasonFrozen && len(st.calls) != 0 {
-				t.Errorf("a frozen request touched the idempotency store: %v", st.calls)
+			if tt.want == ReasonFrozen && len(st.Calls()) != 0 {
+				t.Errorf("a frozen request touched the idempotency store: %v", st.Calls())
 			}
 		})
 	}

@@ -37,7 +37,7 @@ func BenchmarkDecide_RejectMore(b *testing.B) {
 			return f
 		}, ReasonIdempotencyCompleted},
 		{"idempotency-store-unavailable", func(_ *testing.B, _ *Engine, st *fakeStore) Facts {
-			st.err = errors.Join(idempotency.ErrUnavailable, errors.New("bench: down"))
+			st.SetClaimErr(errors.Join(idempotency.ErrUnavailable, errors.New("bench: down")))
 			return f
 		}, ReasonIdempotencyStoreUnavailable},
 		{"frozen", func(_ *testing.B, e *Engine, _ *fakeStore) Facts {

@@ -46,7 +46,7 @@ func TestIdempotency_OnStoreFailure(t *testing.T) {
 				t.Fatal(err)
 			}
 			st := newFakeStore()
-			st.err = storeErr
+			st.SetClaimErr(storeErr)
 			e := New(Options{Clock: newFakeClock(), Store: st, Metrics: m})
 			e.SetBundle(&policy.Bundle{Mesh: policy.Mesh{ClockSkew: 10 * time.Millisecond}, Routes: []policy.Route{tt.route}})
 			d := e.Decide(context.Background(), mustRoute(t, e, tt.route.ID), &Facts{HasKey: true, Key: "k"})

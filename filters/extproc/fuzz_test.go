@@ -111,7 +111,7 @@ func (r *byteReader) messages() []*extprocv3.ProcessingRequest {
 // checkedStore is a memStore that counts refused transitions: a second
 // Finish of one claim would show as one.
 type checkedStore struct {
-	memStore
+	*memStore
 	illegal int
 }
 
@@ -142,7 +142,7 @@ func FuzzProcessStream(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := &byteReader{b: data}
 		ctrl := r.byte()
-		store := &checkedStore{memStore: *newMemStore()}
+		store := &checkedStore{memStore: newMemStore()}
 		e := newTestEngine(t, clock, store, testBundle(nil))
 		srv := New(Options{Engine: e, Clock: clock})
 
@@ -174,7 +174,7 @@ func FuzzProcessStream(f *testing.F) {
 			t.Fatalf("%d answers to %d messages", ms.nSent, len(ms.msgs))
 		}
 		// Every claim ended: completed or released, each exactly once.
-		for sc, rec := range store.recs {
+		for sc, rec := range store.Records() {
 			if rec.State == idempotency.InFlight {
 				t.Errorf("claim of %v still in flight after the stream ended", sc)
 			}

@@ -3,7 +3,6 @@ package extproc
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/hopguard/hopguard/filters/engine"
 	"github.com/hopguard/hopguard/filters/idempotency"
 	"github.com/hopguard/hopguard/filters/metrics"
+	"github.com/hopguard/hopguard/internal/testutil/fakes"
 	"github.com/hopguard/hopguard/policy"
 )
 
@@ -19,99 +19,15 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// fakeClock is a settable clock shared by the engine and the server.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// fakeClock and memStore are the shared test doubles.
+type (
+	fakeClock = fakes.Clock
+	memStore  = fakes.Store
+)
 
-func newFakeClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
+func newFakeClock(t time.Time) *fakeClock { return fakes.NewClock(t) }
 
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// memStore is a map-backed idempotency.Store, atomic under one mutex, so
-// these tests do not depend on the production store's implementation.
-type memStore struct {
-	mu    sync.Mutex
-	recs  map[idempotency.Scope]idempotency.Record
-	token uint64
-}
-
-var _ idempotency.Store = (*memStore)(nil)
-
-func newMemStore() *memStore { return &memStore{recs: map[idempotency.Scope]idempotency.Record{}} }
-
-func (s *memStore) live(sc idempotency.Scope, now time.Time) (idempotency.Record, bool) {
-	r, ok := s.recs[sc]
-	if ok && !now.Before(r.ExpiresAt) {
-		delete(s.recs, sc)
-		return idempotency.Record{}, false
-	}
-	return r, ok
-}
-
-func (s *memStore) Claim(_ context.Context, sc idempotency.Scope, fp uint64, now time.Time, inFlightFor time.Duration) (idempotency.ClaimResult, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r, ok := s.live(sc, now); ok {
-		return idempotency.ClaimResult{Existing: r}, nil
-	}
-	s.token++
-	s.recs[sc] = idempotency.Record{State: idempotency.InFlight, Fingerprint: fp, Token: s.token, GRPCStatus: -1, ExpiresAt: now.Add(inFlightFor)}
-	return idempotency.ClaimResult{Claimed: true, Token: s.token}, nil
-}
-
-func (s *memStore) Complete(_ context.Context, sc idempotency.Scope, token uint64, out idempotency.Outcome, now time.Time, ttl time.Duration) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.live(sc, now)
-	if !ok || r.State != idempotency.InFlight || r.Token != token {
-		return idempotency.ErrIllegalTransition
-	}
-	r.State, r.HTTPStatus, r.GRPCStatus, r.ExpiresAt = idempotency.Completed, out.HTTPStatus, out.GRPCStatus, now.Add(ttl)
-	s.recs[sc] = r
-	return nil
-}
-
-func (s *memStore) Release(_ context.Context, sc idempotency.Scope, token uint64, now time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.live(sc, now)
-	if !ok || r.State != idempotency.InFlight || r.Token != token {
-		return idempotency.ErrIllegalTransition
-	}
-	delete(s.recs, sc)
-	return nil
-}
-
-func (s *memStore) Get(_ context.Context, sc idempotency.Scope, now time.Time) (idempotency.Record, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.live(sc, now)
-	return r, ok, nil
-}
-
-// state returns the state of the only record whose key is key (Absent when none).
-func (s *memStore) state(key string) idempotency.State {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for sc, r := range s.recs {
-		if sc.Key == key {
-			return r.State
-		}
-	}
-	return idempotency.Absent
-}
+func newMemStore() *memStore { return fakes.NewStore() }
 
 // downStore is a store that cannot answer.
 type downStore struct{ memStore }

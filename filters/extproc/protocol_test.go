@@ -281,9 +281,9 @@ func TestProcess_AllowMutations(t *testing.T) {
 func waitState(t *testing.T, s *memStore, key string, want idempotency.State) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for s.state(key) != want {
+	for s.State(key) != want {
 		if time.Now().After(deadline) {
-			t.Fatalf("key %q: state %v, want %v", key, s.state(key), want)
+			t.Fatalf("key %q: state %v, want %v", key, s.State(key), want)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -375,7 +375,7 @@ func TestProcess_IdempotencyTransitions(t *testing.T) {
 			h := newHarness(t, nil, nil)
 			s := h.open()
 			mustContinue(t, s.exchange(tt.req("key-1")))
-			if got := h.store.state("key-1"); got != idempotency.InFlight {
+			if got := h.store.State("key-1"); got != idempotency.InFlight {
 				t.Fatalf("after allow: state %v, want in flight", got)
 			}
 			tt.respond(t, s)
@@ -483,7 +483,7 @@ func TestProcess_GRPCGoShape(t *testing.T) {
 				t.Errorf("%s: mutations must use value, not raw_value", h.GetHeader().GetKey())
 			}
 		}
-		if got := h.store.state("g-1"); got != idempotency.InFlight {
+		if got := h.store.State("g-1"); got != idempotency.InFlight {
 			t.Errorf("raw_value key not claimed: state %v", got)
 		}
 		s.closeSend()

@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/hopguard/hopguard/filters/engine"
-	"github.com/hopguard/hopguard/filters/idempotency"
+	"github.com/hopguard/hopguard/internal/testutil/fakes"
 	"github.com/hopguard/hopguard/policy"
 )
 
@@ -24,78 +24,10 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// memStore is a map-backed idempotency.Store, atomic under one mutex.
-type memStore struct {
-	mu    sync.Mutex
-	recs  map[idempotency.Scope]idempotency.Record
-	token uint64
-}
+// memStore is the shared map-backed store.
+type memStore = fakes.Store
 
-var _ idempotency.Store = (*memStore)(nil)
-
-func newMemStore() *memStore { return &memStore{recs: map[idempotency.Scope]idempotency.Record{}} }
-
-func (s *memStore) live(sc idempotency.Scope, now time.Time) (idempotency.Record, bool) {
-	r, ok := s.recs[sc]
-	if ok && !now.Before(r.ExpiresAt) {
-		delete(s.recs, sc)
-		return idempotency.Record{}, false
-	}
-	return r, ok
-}
-
-func (s *memStore) Claim(_ context.Context, sc idempotency.Scope, fp uint64, now time.Time, inFlightFor time.Duration) (idempotency.ClaimResult, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r, ok := s.live(sc, now); ok {
-		return idempotency.ClaimResult{Existing: r}, nil
-	}
-	s.token++
-	s.recs[sc] = idempotency.Record{State: idempotency.InFlight, Fingerprint: fp, Token: s.token, GRPCStatus: -1, ExpiresAt: now.Add(inFlightFor)}
-	return idempotency.ClaimResult{Claimed: true, Token: s.token}, nil
-}
-
-func (s *memStore) Complete(_ context.Context, sc idempotency.Scope, token uint64, out idempotency.Outcome, now time.Time, ttl time.Duration) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.live(sc, now)
-	if !ok || r.State != idempotency.InFlight || r.Token != token {
-		return idempotency.ErrIllegalTransition
-	}
-	r.State, r.HTTPStatus, r.GRPCStatus, r.ExpiresAt = idempotency.Completed, out.HTTPStatus, out.GRPCStatus, now.Add(ttl)
-	s.recs[sc] = r
-	return nil
-}
-
-func (s *memStore) Release(_ context.Context, sc idempotency.Scope, token uint64, now time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.live(sc, now)
-	if !ok || r.State != idempotency.InFlight || r.Token != token {
-		return idempotency.ErrIllegalTransition
-	}
-	delete(s.recs, sc)
-	return nil
-}
-
-func (s *memStore) Get(_ context.Context, sc idempotency.Scope, now time.Time) (idempotency.Record, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.live(sc, now)
-	return r, ok, nil
-}
-
-// state returns the state of the record whose key is key (Absent when none).
-func (s *memStore) state(key string) idempotency.State {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for sc, r := range s.recs {
-		if sc.Key == key {
-			return r.State
-		}
-	}
-	return idempotency.Absent
-}
+func newMemStore() *memStore { return fakes.NewStore() }
 
 // Route IDs of the fixtures (grpc.testing.TestService methods).
 const (

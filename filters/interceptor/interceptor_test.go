@@ -113,7 +113,7 @@ func TestUnary_AllowedHandlerSeesClampedDeadline(t *testing.T) {
 	if dl.IsZero() || dl.Before(start.Add(1500*time.Millisecond)) || dl.After(time.Now().Add(2*time.Second)) {
 		t.Errorf("handler deadline %v after start, want ≈ 2s (deadline.max)", dl.Sub(start))
 	}
-	if s := fx.store.state("a-1"); s != idempotency.Completed {
+	if s := fx.store.State("a-1"); s != idempotency.Completed {
 		t.Errorf("key state %v after OK, want completed", s)
 	}
 }
@@ -166,7 +166,7 @@ func TestUnary_IdempotencyThroughHandlerStatus(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fx := newFixture(t)
 			unary(t, fx, 5*time.Second, tt.first, "idempotency-key", "i-1")
-			if s := fx.store.state("i-1"); s != tt.wantState {
+			if s := fx.store.State("i-1"); s != tt.wantState {
 				t.Errorf("state %v, want %v", s, tt.wantState)
 			}
 			// The next call is grpc-go's xDS retry of the first (a mesh
@@ -190,7 +190,7 @@ func TestUnary_RepeatedFailedKeyIsAnAppRetry(t *testing.T) {
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("the caller resending a failed key (-got +want):\n%s", diff)
 	}
-	if s := fx.store.state("i-2"); s != idempotency.Absent {
+	if s := fx.store.State("i-2"); s != idempotency.Absent {
 		t.Errorf("state after the refused retry %v, want absent (its claim given back)", s)
 	}
 }
