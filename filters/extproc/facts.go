@@ -135,53 +135,7 @@ type parseError func(header string)
 // Facts.Side and PolicyDigest come from the stream and are left alone.
 func factsFromHeaders(f *engine.Facts, hm *corev3.HeaderMap, idemHeader, principalHeader string, bad parseError) {
 	for _, h := range hm.GetHeaders() {
-		k := lowerKey(h.GetKey())
-		switch k {
-		case engine.HeaderHopguardDeadline:
-			if t, ok := engine.ParseUnixMillis(headerValue(h)); ok {
-				f.HopguardDeadline = t
-			} else {
-				bad(k)
-			}
-		case engine.HeaderGRPCTimeout:
-			if d, ok := engine.ParseGRPCTimeout(headerValue(h)); ok {
-				f.GRPCTimeout = d
-			} else {
-				bad(k)
-			}
-		case engine.HeaderEnvoyExpectedTimeout:
-			if d, ok := engine.ParseMillis(headerValue(h)); ok {
-				f.EnvoyExpectedTimeout = d
-			} else {
-				bad(k)
-			}
-		case engine.HeaderEnvoyAttemptCount:
-			if n, ok := engine.ParseAttempt(headerValue(h)); ok {
-				f.EnvoyAttemptCount = n
-			} else {
-				bad(k)
-			}
-		case engine.HeaderGRPCPreviousAttempts:
-			if n, ok := engine.ParseAttempt(headerValue(h)); ok {
-				f.GRPCPreviousAttempts = n
-			} else {
-				bad(k)
-			}
-		case engine.HeaderHopguardAttempt:
-			if n, ok := engine.ParseAttempt(headerValue(h)); ok {
-				f.HopguardAttempt = n
-			} else {
-				bad(k)
-			}
-		default:
-			// The route's idempotency header and the principal header are
-			// configuration, so they cannot be switch cases.
-			if idemHeader != "" && k == idemHeader {
-				f.HasKey, f.Key = true, headerValue(h)
-			} else if principalHeader != "" && k == principalHeader {
-				f.Principal = headerValue(h)
-			}
-		}
+		f.SetHeader(lowerKey(h.GetKey()), headerValue(h), idemHeader, principalHeader, bad)
 	}
 }
 

@@ -23,52 +23,15 @@ func factsFromMetadata(f *engine.Facts, md metadata.MD, fullMethod string, deadl
 	f.StreamDeadline = deadline
 	f.PolicyDigest = first(md, engine.HeaderHopguardPolicy)
 
-	if v, ok := lookup(md, engine.HeaderHopguardDeadline); ok {
-		if t, ok := engine.ParseUnixMillis(v); ok {
-			f.HopguardDeadline = t
-		} else {
-			bad(engine.HeaderHopguardDeadline)
+	idemHeader, principalHeader = strings.ToLower(idemHeader), strings.ToLower(principalHeader)
+	// grpc-go lower-cases metadata keys. It also turns grpc-timeout into the
+	// context deadline and does not show it as metadata; a caller relaying
+	// it is read all the same. Of repeated keys the first value counts.
+	for k, v := range md {
+		if len(v) > 0 {
+			f.SetHeader(k, v[0], idemHeader, principalHeader, bad)
 		}
 	}
-	// grpc-go turns grpc-timeout into the context deadline and does not
-	// show it as metadata; read it anyway for callers that relay it.
-	if v, ok := lookup(md, engine.HeaderGRPCTimeout); ok {
-		if d, ok := engine.ParseGRPCTimeout(v); ok {
-			f.GRPCTimeout = d
-		} else {
-			bad(engine.HeaderGRPCTimeout)
-		}
-	}
-	if v, ok := lookup(md, engine.HeaderEnvoyExpectedTimeout); ok {
-		if d, ok := engine.ParseMillis(v); ok {
-			f.EnvoyExpectedTimeout = d
-		} else {
-			bad(engine.HeaderEnvoyExpectedTimeout)
-		}
-	}
-	f.EnvoyAttemptCount = attempt(md, engine.HeaderEnvoyAttemptCount, bad)
-	f.GRPCPreviousAttempts = attempt(md, engine.HeaderGRPCPreviousAttempts, bad)
-	f.HopguardAttempt = attempt(md, engine.HeaderHopguardAttempt, bad)
-
-	if idemHeader != "" {
-		f.Key, f.HasKey = lookup(md, strings.ToLower(idemHeader))
-	}
-	if principalHeader != "" {
-		f.Principal = first(md, strings.ToLower(principalHeader))
-	}
-}
-
-// attempt parses the attempt header key of md (0 when absent or malformed).
-func attempt(md metadata.MD, key string, bad func(string)) int {
-	v, ok := lookup(md, key)
-	if !ok {
-		return 0
-	}
-	n, ok := engine.ParseAttempt(v)
-	if !ok {
-		bad(key)
-	}
-	return n
 }
 
 // lookup returns the first value of key (lower case) in md.

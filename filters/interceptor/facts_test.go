@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -70,9 +71,10 @@ func TestFactsFromMetadata_Errors(t *testing.T) {
 		t.Errorf("malformed values must leave facts zero (-got +want):\n%s", diff)
 	}
 	wantBad := []string{
-		"x-hopguard-deadline", "grpc-timeout", "x-envoy-expected-rq-timeout-ms",
-		"x-envoy-attempt-count", "grpc-previous-rpc-attempts", "x-hopguard-attempt",
+		"grpc-previous-rpc-attempts", "grpc-timeout", "x-envoy-attempt-count",
+		"x-envoy-expected-rq-timeout-ms", "x-hopguard-attempt", "x-hopguard-deadline",
 	}
+	slices.Sort(bad) // metadata is a map: no order
 	if diff := cmp.Diff(bad, wantBad); diff != "" {
 		t.Errorf("parse errors (-got +want):\n%s", diff)
 	}
