@@ -168,7 +168,7 @@ func (e *Engine) Match(method, path string) *Route {
 func (e *Engine) Decide(ctx context.Context, r *Route, f *Facts) Decision {
 	now := e.clock.Now()
 	a := attemptsOf(f)
-	d := Decision{Attempt: a.number(), Layer: a.layer()}
+	d := Decision{Attempt: a.number(), Layer: a.layer(), Side: f.Side}
 	if r == nil {
 		return d
 	}
@@ -199,7 +199,7 @@ func (e *Engine) Decide(ctx context.Context, r *Route, f *Facts) Decision {
 	case deadlineExhausted(d.Remaining, &p.Deadline):
 		reason = ReasonDeadlineExhausted
 	case d.Attempt > 1:
-		reason, d.Layer = checkRetry(now, p, a, d.Remaining, st)
+		reason, d.Layer = checkRetry(now, p, a, d.Remaining, &st.sides[f.Side&1])
 	}
 	if reason == ReasonNone {
 		reason = e.checkIdempotency(ctx, now, r, f, &d)
@@ -212,7 +212,7 @@ func (e *Engine) Decide(ctx context.Context, r *Route, f *Facts) Decision {
 		// Only first attempts fund the retry budget: counting retries too
 		// would let a failing route raise its own allowance. Counted once
 		// the attempt is known, a resent failed key being a retry as well.
-		st.budget.countRequest(now)
+		st.sides[f.Side&1].budget.countRequest(now)
 	}
 
 	switch {
@@ -259,7 +259,7 @@ func (e *Engine) Finish(ctx context.Context, r *Route, d *Decision, start time.T
 	st := r.state(e.metrics)
 	end := now
 	if !out.HeadersAt.IsZero() {
-		st.latency.observe(now, out.HeadersAt.Sub(start))
+		st.sides[d.Side&1].latency.observe(now, out.HeadersAt.Sub(start))
 		end = out.HeadersAt
 	}
 	switch {

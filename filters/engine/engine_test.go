@@ -99,6 +99,7 @@ func TestDecide_Success(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e, _, _ := testEngine(t, tt.route)
 			got := e.Decide(context.Background(), mustRoute(t, e, tt.route.ID), &tt.facts)
+			tt.want.Side = tt.facts.Side // the decision names the side it was made on
 			if diff := cmp.Diff(got, tt.want); diff != "" {
 				t.Errorf("Decide (-got +want):\n%s", diff)
 			}
@@ -336,7 +337,7 @@ func TestFinish_Completions(t *testing.T) {
 					t.Errorf("completions{%s} = %v, want %v", o, got, want)
 				}
 			}
-			if _, n := r.st.latency.quantile(clk.Now(), 0.9); n != b2i(tt.at > 0) {
+			if _, n := r.st.sides[Inbound].latency.quantile(clk.Now(), 0.9); n != b2i(tt.at > 0) {
 				t.Errorf("latency samples = %d, want %d", n, b2i(tt.at > 0))
 			}
 		})
@@ -351,7 +352,7 @@ func TestFinish_IgnoresRejected(t *testing.T) {
 		t.Fatal("want a rejection")
 	}
 	e.Finish(context.Background(), r, &d, t0, Outcome{HeadersAt: t0.Add(time.Millisecond)})
-	if _, n := r.st.latency.quantile(t0, 0.9); n != 0 {
+	if _, n := r.st.sides[Inbound].latency.quantile(t0, 0.9); n != 0 {
 		t.Errorf("rejected request fed %d latency samples", n)
 	}
 }
@@ -391,6 +392,43 @@ func TestDecide_RetryBudgetSlidingWindow(t *testing.T) {
 	}
 	if d := e.Decide(ctx, r, &Facts{EnvoyAttemptCount: 2}); d.Reject {
 		t.Errorf("retry after fresh traffic = %v, want allowed", d.Reason)
+	}
+}
+
+// TestDecide_SidesKeepTheirOwnBudgets: one ext_proc server may serve the
+// caller's and the callee's sidecar, deciding each call twice under one
+// route. Each side's retries are funded by that side's first attempts
+// alone, so the ratio holds instead of doubling.
+func TestDecide_SidesKeepTheirOwnBudgets(t *testing.T) {
+	p := testRoute("Get", func(r *policy.Route) { r.Retry.BudgetRatio, r.Retry.BudgetMinPerSecond = 0.1, 0 })
+	e, _, _ := testEngine(t, p)
+	r := mustRoute(t, e, p.ID)
+	ctx := context.Background()
+	for range 100 {
+		for _, side := range []Side{Outbound, Inbound} {
+			if d := e.Decide(ctx, r, &Facts{Side: side, EnvoyAttemptCount: 1}); d.Reject {
+				t.Fatalf("first attempt (%v) rejected: %v", side, d.Reason)
+			}
+		}
+	}
+	admitted := 0
+	for range 100 {
+		if d := e.Decide(ctx, r, &Facts{Side: Inbound, EnvoyAttemptCount: 2}); !d.Reject {
+			admitted++
+		}
+	}
+	if admitted != 10 {
+		t.Errorf("callee side admitted %d retries of 100 calls at ratio 0.1, want 10", admitted)
+	}
+	// The caller side's budget is its own, untouched by the callee's retries.
+	admitted = 0
+	for range 100 {
+		if d := e.Decide(ctx, r, &Facts{Side: Outbound, EnvoyAttemptCount: 2}); !d.Reject {
+			admitted++
+		}
+	}
+	if admitted != 10 {
+		t.Errorf("caller side admitted %d retries of 100 calls at ratio 0.1, want 10", admitted)
 	}
 }
 

@@ -70,7 +70,7 @@ func (e *Engine) checkRepeatedKey(ctx context.Context, now time.Time, r *Route, 
 	d.Attempt = a.number()
 	st := r.state(e.metrics)
 	st.m.retries[LayerApp].Inc()
-	reason, layer := checkRetry(now, &r.Policy, a, d.Remaining, st)
+	reason, layer := checkRetry(now, &r.Policy, a, d.Remaining, &st.sides[d.Side&1])
 	d.Layer = layer
 	if reason != ReasonNone {
 		if err := e.store.Release(context.WithoutCancel(ctx), d.Claim.Scope, d.Claim.Token, now); err != nil {

@@ -21,7 +21,7 @@ const retryQuantile = 0.9
 // (the offending layer for retry-not-authority).
 //
 // Only an admitted retry is counted in the retry budget window.
-func checkRetry(now time.Time, p *policy.Route, a attempts, remaining time.Duration, st *routeState) (Reason, Layer) {
+func checkRetry(now time.Time, p *policy.Route, a attempts, remaining time.Duration, st *sideState) (Reason, Layer) {
 	r := &p.Retry
 	layer := a.layer()
 	// Authority: exactly one layer may retry; a retry indicated by any other
@@ -63,7 +63,7 @@ func checkRetry(now time.Time, p *policy.Route, a attempts, remaining time.Durat
 // or with minRemaining: auto the route's observed p90 latency, never below
 // deadline.minRemaining, and deadline.minRemaining until the estimate has
 // minLatencySamples samples.
-func retryThreshold(now time.Time, p *policy.Route, st *routeState) time.Duration {
+func retryThreshold(now time.Time, p *policy.Route, st *sideState) time.Duration {
 	if !p.Retry.MinRemainingAuto {
 		return p.Retry.MinRemaining
 	}

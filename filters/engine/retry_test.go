@@ -41,7 +41,7 @@ func TestCheckRetry(t *testing.T) {
 			if tt.mod != nil {
 				tt.mod(&p)
 			}
-			st := &routeState{}
+			st := &sideState{}
 			got, layer := checkRetry(t0, &p, tt.a, tt.remaining, st)
 			if got != tt.want || layer != tt.wantLayer {
 				t.Errorf("checkRetry = %v, %v; want %v, %v", got, layer, tt.want, tt.wantLayer)
@@ -60,7 +60,7 @@ func authority(a policy.Authority) func(*policy.Route) {
 
 func TestRetryThreshold_Auto(t *testing.T) {
 	p := testRoute("M", func(r *policy.Route) { r.Retry.MinRemainingAuto = true })
-	st := &routeState{}
+	st := &sideState{}
 	// Fewer than 20 samples: deadline.minRemaining.
 	for range minLatencySamples - 1 {
 		st.latency.observe(t0, 300*time.Millisecond)
@@ -78,7 +78,7 @@ func TestRetryThreshold_Auto(t *testing.T) {
 	}
 
 	// Never below deadline.minRemaining, however fast the route.
-	fast := &routeState{}
+	fast := &sideState{}
 	for range 100 {
 		fast.latency.observe(t0, time.Millisecond)
 	}
@@ -89,7 +89,7 @@ func TestRetryThreshold_Auto(t *testing.T) {
 
 func TestRetryThreshold_Fixed(t *testing.T) {
 	p := testRoute("M")
-	st := &routeState{}
+	st := &sideState{}
 	for range 100 {
 		st.latency.observe(t0, time.Second)
 	}

@@ -10,9 +10,20 @@ import (
 
 // routeState is what a route accumulates across requests and bundles.
 type routeState struct {
+	// sides holds the retry budget and latency estimate of each hop side
+	// (indexed by Side). One ext_proc server may serve both the caller's and
+	// the callee's sidecar: a request is then decided twice under one route,
+	// and a shared budget would be funded twice by one original request.
+	// The caller side's latency includes the retries, the callee side's is
+	// one attempt's.
+	sides [2]sideState
+	m     routeMetrics
+}
+
+// sideState is a route's retry budget and latency estimate on one side.
+type sideState struct {
 	budget  budget
 	latency latencyEstimator
-	m       routeMetrics
 }
 
 // Indexes of routeMetrics.completions.

@@ -206,6 +206,8 @@ type Decision struct {
 	// Attempt is the attempt number (1 = first) and Layer who made it.
 	Attempt int
 	Layer   Layer
+	// Side is the hop side the request was decided on (Facts.Side).
+	Side Side
 
 	// Mutations are the header changes to apply on allow.
 	Mutations Mutations
