@@ -150,9 +150,10 @@ type admission struct {
 	finished bool
 }
 
-// bound returns ctx limited by the decided deadline.
+// bound returns ctx limited by the decided deadline. A dry-run route lets
+// the RPC through unchanged, its caller's deadline (or none) included.
 func (a *admission) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	if a.d.Deadline.IsZero() {
+	if a.d.Deadline.IsZero() || a.route.Policy.DryRun {
 		return ctx, func() {}
 	}
 	return context.WithDeadline(ctx, a.d.Deadline)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"testing"
 	"time"
 
@@ -115,6 +116,34 @@ func TestUnary_AllowedHandlerSeesClampedDeadline(t *testing.T) {
 	}
 	if s := fx.store.State("a-1"); s != idempotency.Completed {
 		t.Errorf("key state %v after OK, want completed", s)
+	}
+}
+
+// TestUnary_DryRunKeepsTheCallersDeadline: dry-run lets the RPC through
+// unchanged, so the handler sees the caller's deadline, not the route's,
+// even when the decision would have refused the call as out of time.
+func TestUnary_DryRunKeepsTheCallersDeadline(t *testing.T) {
+	fx := newFixture(t, func(b *policy.Bundle) {
+		for i := range b.Routes {
+			b.Routes[i].DryRun = true
+		}
+	})
+	start := time.Now()
+	got := unary(t, fx, 10*time.Second, &testgrpc.SimpleRequest{}, "idempotency-key", "d-1")
+	if diff := cmp.Diff(got, callResult{Code: codes.OK, Calls: 1}); diff != "" {
+		t.Fatalf("call (-got +want):\n%s", diff)
+	}
+	if dl := fx.backend.lastDeadline(); dl.Before(start.Add(5 * time.Second)) {
+		t.Errorf("dry-run handler deadline %v after start, want the caller's 10s (deadline.max is 2s)", dl.Sub(start))
+	}
+	// An x-hopguard-deadline already past would be deadline-exhausted.
+	past := strconv.FormatInt(start.Add(-time.Second).UnixMilli(), 10)
+	got = unary(t, fx, 5*time.Second, &testgrpc.SimpleRequest{}, "idempotency-key", "d-2", "x-hopguard-deadline", past)
+	if diff := cmp.Diff(got, callResult{Code: codes.OK, Calls: 2}); diff != "" {
+		t.Fatalf("dry-run call past its hopguard deadline (-got +want):\n%s", diff)
+	}
+	if dl := fx.backend.lastDeadline(); dl.Before(start.Add(3 * time.Second)) {
+		t.Errorf("dry-run handler deadline %v after start, want the caller's 5s", dl.Sub(start))
 	}
 }
 
