@@ -462,3 +462,46 @@ func TestKeyReusedForAnotherRequest(t *testing.T) {
 		func() error { return call(direct, "charge-2", 1, "x-amount", "1999") },
 		func() error { return call(direct, "charge-2", 2, "x-amount", "1999") })
 }
+
+// TestReplayOfCompletedCall: under onDuplicate: replay, the duplicate of a
+// call that completed OK, sent through the mesh, comes back as
+// ALREADY_EXISTS marked x-hopguard-replayed, and the backend runs once.
+// The response message was not recorded, and a bare OK would reach the
+// client as INTERNAL (a unary OK needs a message). grpc-go's ext_proc
+// client sends the caller's filter no response phase, so that filter
+// releases its claim and the callee's interceptor answers; behind Envoy,
+// the ext_proc filter answers the same way (see extproc's
+// TestReplayResponse_Success).
+func TestReplayOfCompletedCall(t *testing.T) {
+	budgets := strings.Replace(chargeBudgets, "idempotency: {require: always}", "idempotency: {require: always, onDuplicate: replay}", 1)
+	if budgets == chargeBudgets {
+		t.Fatal("chargeBudgets no longer has the idempotency line this test extends")
+	}
+	m := startEnforcedMesh(t, budgets)
+	client := testgrpc.NewTestServiceClient(m.dial(t, "checkout-1", "checkout", "payments", m.extProcAddr))
+	call := func(key string, trailer *metadata.MD) error {
+		ctx, cancel := context.WithTimeout(withKey(context.Background(), key), 3*time.Second)
+		defer cancel()
+		_, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{}, grpc.Trailer(trailer))
+		return err
+	}
+	eventually(t, 10*time.Second, "the first keyed call to pass", func() bool {
+		return call(fmt.Sprint("warm-", time.Now().UnixNano()), new(metadata.MD)) == nil
+	})
+	b := m.backend
+	before := b.calls.Load()
+	if err := call("pay-once", new(metadata.MD)); err != nil {
+		t.Fatalf("first call: %v", err)
+	}
+	var trailer metadata.MD
+	err := call("pay-once", &trailer)
+	if status.Code(err) != codes.AlreadyExists {
+		t.Errorf("duplicate of a completed call: %v, want ALREADY_EXISTS", err)
+	}
+	if got := trailer.Get(extproc.HeaderReplayed); len(got) != 1 || got[0] != "true" {
+		t.Errorf("duplicate's trailer %v, want %s: true", trailer, extproc.HeaderReplayed)
+	}
+	if got := b.calls.Load() - before; got != 1 {
+		t.Errorf("backend ran %d times, want 1", got)
+	}
+}

@@ -183,10 +183,15 @@ func rejectResponse(r rejection) *extprocv3.ProcessingResponse {
 }
 
 // replayResponse answers a duplicate of a completed request with its
-// recorded outcome, marked with x-hopguard-replayed: for gRPC requests the
-// recorded gRPC status (OK when the record holds none: it completed), for
-// HTTP requests the recorded HTTP status (200 when unknown). Bodies are not
-// recorded, so none is replayed.
+// recorded outcome, marked with x-hopguard-replayed: for HTTP requests the
+// recorded HTTP status (200 when unknown), for gRPC requests the recorded
+// gRPC status. Bodies are not recorded, so none is replayed. A gRPC call
+// that completed OK (or with no recorded code) cannot be replayed as OK:
+// a unary OK without its response message is a protocol error that
+// clients report as INTERNAL, which a caller could take for a failure and
+// redo under a new key. It is answered, as by the interceptor, with
+// ALREADY_EXISTS and x-hopguard-reason: idempotency-completed: the work
+// is done.
 func replayResponse(rec *idempotency.Record, grpc bool) *extprocv3.ProcessingResponse {
 	ir := &extprocv3.ImmediateResponse{
 		Headers: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
@@ -194,8 +199,14 @@ func replayResponse(rec *idempotency.Record, grpc bool) *extprocv3.ProcessingRes
 		}},
 	}
 	if grpc {
+		code := uint32(max(rec.GRPCStatus, 0))
+		if code == 0 {
+			code = uint32(engine.ReasonIdempotencyCompleted.GRPCCode())
+			ir.Headers.SetHeaders = append(ir.Headers.SetHeaders, setHeader(engine.HeaderHopguardReason, engine.ReasonIdempotencyCompleted.String()))
+			ir.Details = engine.ReasonIdempotencyCompleted.String()
+		}
 		ir.Status = &typev3.HttpStatus{Code: typev3.StatusCode_OK}
-		ir.GrpcStatus = &extprocv3.GrpcStatus{Status: uint32(max(rec.GRPCStatus, 0))}
+		ir.GrpcStatus = &extprocv3.GrpcStatus{Status: code}
 	} else {
 		code := rec.HTTPStatus
 		if code < 100 || code > 599 {

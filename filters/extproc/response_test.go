@@ -189,11 +189,14 @@ func TestReplayResponse_Success(t *testing.T) {
 		grpc     bool
 		wantHTTP typev3.StatusCode
 		wantGRPC *uint32
+		// wantReason: a recorded gRPC OK goes out as idempotency-completed.
+		wantReason bool
 	}{
 		{name: "HTTP 201", rec: idempotency.Record{HTTPStatus: 201, GRPCStatus: -1}, wantHTTP: 201},
 		{name: "HTTP unknown status is 200", rec: idempotency.Record{GRPCStatus: -1}, wantHTTP: 200},
 		{name: "gRPC NOT_FOUND", rec: idempotency.Record{HTTPStatus: 200, GRPCStatus: 5}, grpc: true, wantHTTP: 200, wantGRPC: ptr(uint32(5))},
-		{name: "gRPC without recorded code is OK", rec: idempotency.Record{HTTPStatus: 200, GRPCStatus: -1}, grpc: true, wantHTTP: 200, wantGRPC: ptr(uint32(0))},
+		{name: "gRPC OK is ALREADY_EXISTS", rec: idempotency.Record{HTTPStatus: 200, GRPCStatus: 0}, grpc: true, wantHTTP: 200, wantGRPC: ptr(uint32(6)), wantReason: true},
+		{name: "gRPC without recorded code is ALREADY_EXISTS", rec: idempotency.Record{HTTPStatus: 200, GRPCStatus: -1}, grpc: true, wantHTTP: 200, wantGRPC: ptr(uint32(6)), wantReason: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -208,7 +211,11 @@ func TestReplayResponse_Success(t *testing.T) {
 			if diff := cmp.Diff(gotGRPC, tt.wantGRPC); diff != "" {
 				t.Errorf("grpc status (-got +want):\n%s", diff)
 			}
-			if diff := cmp.Diff(setHeaders(ir.GetHeaders()), map[string]string{"x-hopguard-replayed": "true"}); diff != "" {
+			wantHeaders := map[string]string{"x-hopguard-replayed": "true"}
+			if tt.wantReason {
+				wantHeaders["x-hopguard-reason"] = "idempotency-completed"
+			}
+			if diff := cmp.Diff(setHeaders(ir.GetHeaders()), wantHeaders); diff != "" {
 				t.Errorf("headers (-got +want):\n%s", diff)
 			}
 		})
