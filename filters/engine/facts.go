@@ -4,48 +4,74 @@ package engine
 // when it is one the engine reads: the deadline, timeout and attempt
 // headers, the route's idempotency key header idemHeader and the mesh
 // principal header principalHeader (both lower case; "" skips them). Other
-// headers are ignored. A malformed value leaves its fact as it was and is
-// reported to bad with the header's name. Adapters call it once per header
-// they pass on, so every data plane reads the same headers the same way.
+// headers are ignored. Adapters call it once per header value, in the
+// order received, so every data plane reads the same headers the same way:
+//
+//   - of a header sent more than once, the first well-formed value counts,
+//     as most applications read it;
+//   - an idempotency key sent more than once with different values is no
+//     key anyone can de-duplicate on: f.Key becomes "", which the engine
+//     refuses as idempotency-key-invalid;
+//   - a malformed value leaves its fact as it was and is reported to bad
+//     with the header's name.
 func (f *Facts) SetHeader(name, value, idemHeader, principalHeader string, bad func(header string)) {
 	switch name {
 	case HeaderHopguardDeadline:
 		if t, ok := ParseUnixMillis(value); ok {
-			f.HopguardDeadline = t
+			if f.HopguardDeadline.IsZero() {
+				f.HopguardDeadline = t
+			}
 			return
 		}
 	case HeaderGRPCTimeout:
 		if d, ok := ParseGRPCTimeout(value); ok {
-			f.GRPCTimeout = d
+			if f.GRPCTimeout == 0 {
+				f.GRPCTimeout = d
+			}
 			return
 		}
 	case HeaderEnvoyExpectedTimeout:
 		if d, ok := ParseMillis(value); ok {
-			f.EnvoyExpectedTimeout = d
+			if f.EnvoyExpectedTimeout == 0 {
+				f.EnvoyExpectedTimeout = d
+			}
 			return
 		}
 	case HeaderEnvoyAttemptCount:
 		if n, ok := ParseAttempt(value); ok {
-			f.EnvoyAttemptCount = n
+			if f.EnvoyAttemptCount == 0 {
+				f.EnvoyAttemptCount = n
+			}
 			return
 		}
 	case HeaderGRPCPreviousAttempts:
 		if n, ok := ParseAttempt(value); ok {
-			f.GRPCPreviousAttempts = n
+			if f.GRPCPreviousAttempts == 0 {
+				f.GRPCPreviousAttempts = n
+			}
 			return
 		}
 	case HeaderHopguardAttempt:
 		if n, ok := ParseAttempt(value); ok {
-			f.HopguardAttempt = n
+			if f.HopguardAttempt == 0 {
+				f.HopguardAttempt = n
+			}
 			return
 		}
 	default:
 		// The route's idempotency header and the principal header are
 		// configuration, so they cannot be switch cases.
-		if idemHeader != "" && name == idemHeader {
-			f.HasKey, f.Key = true, value
-		} else if principalHeader != "" && name == principalHeader {
-			f.Principal = value
+		switch {
+		case idemHeader != "" && name == idemHeader:
+			if !f.HasKey {
+				f.HasKey, f.Key = true, value
+			} else if f.Key != value {
+				f.Key = ""
+			}
+		case principalHeader != "" && name == principalHeader:
+			if f.Principal == "" {
+				f.Principal = value
+			}
 		}
 		return
 	}

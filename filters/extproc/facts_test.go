@@ -54,6 +54,21 @@ func TestFactsFromHeaders_Success(t *testing.T) {
 			want:    engine.Facts{HasKey: true},
 		},
 		{
+			name: "repeated headers: the first value counts",
+			headers: headerMap(
+				hv("x-envoy-attempt-count", "2"), hv("x-envoy-attempt-count", "1"),
+				hv("idempotency-key", "k-1"), hv("idempotency-key", "k-1"),
+				hv("x-client-id", "spiffe://a"), hv("x-client-id", "spiffe://b"),
+			),
+			want: engine.Facts{EnvoyAttemptCount: 2, HasKey: true, Key: "k-1", Principal: "spiffe://a"},
+		},
+		{
+			// The application may read either; hopguard cannot know which.
+			name:    "an idempotency key repeated with another value is no key",
+			headers: headerMap(hv("idempotency-key", "k-1"), hv("idempotency-key", "k-2"), hv("idempotency-key", "k-1")),
+			want:    engine.Facts{HasKey: true, Key: ""},
+		},
+		{
 			name:    "unrelated headers are ignored",
 			headers: headerMap(hv(":path", "/x"), hv("content-type", "application/grpc")),
 			want:    engine.Facts{},

@@ -26,10 +26,10 @@ func factsFromMetadata(f *engine.Facts, md metadata.MD, fullMethod string, deadl
 	idemHeader, principalHeader = strings.ToLower(idemHeader), strings.ToLower(principalHeader)
 	// grpc-go lower-cases metadata keys. It also turns grpc-timeout into the
 	// context deadline and does not show it as metadata; a caller relaying
-	// it is read all the same. Of repeated keys the first value counts.
-	for k, v := range md {
-		if len(v) > 0 {
-			f.SetHeader(k, v[0], idemHeader, principalHeader, bad)
+	// it is read all the same.
+	for k, vs := range md {
+		for _, v := range vs {
+			f.SetHeader(k, v, idemHeader, principalHeader, bad)
 		}
 	}
 }

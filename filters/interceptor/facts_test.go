@@ -42,8 +42,13 @@ func TestFactsFromMetadata_Success(t *testing.T) {
 		},
 		{
 			name: "first value of repeated keys",
-			md:   metadata.MD{"idempotency-key": {"a", "b"}, "grpc-previous-rpc-attempts": {"3", "1"}},
-			want: with(func(f *engine.Facts) { f.HasKey, f.Key, f.GRPCPreviousAttempts = true, "a", 3 }),
+			md:   metadata.MD{"idempotency-key": {"a", "a"}, "grpc-previous-rpc-attempts": {"3", "1"}, "x-client-id": {"alice", "bob"}},
+			want: with(func(f *engine.Facts) { f.HasKey, f.Key, f.GRPCPreviousAttempts, f.Principal = true, "a", 3, "alice" }),
+		},
+		{
+			name: "an idempotency key sent twice with different values is no key",
+			md:   metadata.MD{"idempotency-key": {"a", "b"}},
+			want: with(func(f *engine.Facts) { f.HasKey, f.Key = true, "" }),
 		},
 	}
 	for _, tt := range tests {
