@@ -56,6 +56,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -103,14 +104,27 @@ type Store struct {
 	// claim and finish run claimSrc and finishSrc by EVALSHA, falling back
 	// to EVAL when Redis does not know the script (after a restart).
 	claim, finish *redis.Script
+	// abandoning bounds the background releases of failed claims
+	// (abandonClaim); pending counts them, for tests.
+	abandoning chan struct{}
+	pending    sync.WaitGroup
 }
+
+// Background releases of claims whose reply was lost: at most
+// maxAbandoning at once, each bounded by the longer of abandonTimeout and
+// Options.Timeout (no request waits for them).
+const (
+	maxAbandoning  = 64
+	abandonTimeout = time.Second
+)
 
 var _ idempotency.Store = (*Store)(nil)
 
 // New returns a store keeping its records through client.
 func New(client redis.UniversalClient, opts Options) *Store {
 	s := &Store{client: client, prefix: opts.Prefix, timeout: opts.Timeout, obs: opts.Observer,
-		claim: redis.NewScript(claimSrc), finish: redis.NewScript(finishSrc)}
+		claim: redis.NewScript(claimSrc), finish: redis.NewScript(finishSrc),
+		abandoning: make(chan struct{}, maxAbandoning)}
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
 	}
@@ -154,6 +168,7 @@ func (s *Store) Claim(ctx context.Context, sc idempotency.Scope, fingerprint uin
 		now.UnixMicro(), exp.UnixMicro(), strconv.FormatUint(fingerprint, 10),
 		strconv.FormatUint(tok, 10), pttl(inFlightFor)).Slice()
 	if err != nil {
+		s.abandonClaim(sc, tok, now)
 		return idempotency.ClaimResult{}, unavailable("claim", err)
 	}
 	if len(res) >= 2 && asString(res[0]) == "1" {
@@ -174,6 +189,35 @@ func (s *Store) Claim(ctx context.Context, sc idempotency.Scope, fingerprint uin
 		return idempotency.ClaimResult{}, unavailable("claim", err)
 	}
 	return idempotency.ClaimResult{Existing: rec}, nil
+}
+
+// abandonClaim gives back, in the background, a claim made with token tok
+// whose reply did not arrive in time. Redis may have run it all the same:
+// the request was then refused as idempotency-store-unavailable while its
+// key stayed in flight, and the caller's retry would meet
+// idempotency-in-flight until the claim expired. The release checks the
+// token, so it can only end this claim. When Redis never ran the claim the
+// release finds no record, and nothing is reported; when too many releases
+// are already running, the claim is left to expire.
+func (s *Store) abandonClaim(sc idempotency.Scope, tok uint64, now time.Time) {
+	select {
+	case s.abandoning <- struct{}{}:
+	default:
+		return
+	}
+	s.pending.Add(1)
+	go func() {
+		defer s.pending.Done()
+		defer func() { <-s.abandoning }()
+		ctx, cancel := context.WithTimeout(context.Background(), max(abandonTimeout, s.timeout))
+		defer cancel()
+		res, err := s.finish.Run(ctx, s.client, []string{s.Key(sc)},
+			now.UnixMicro(), strconv.FormatUint(tok, 10), idempotency.EventRelease.String(), "0", "-1", int64(0), int64(1)).Slice()
+		if err == nil && len(res) >= 1 && asString(res[0]) == "1" {
+			s.obs.Transition(idempotency.Absent, idempotency.InFlight)
+			s.obs.Transition(idempotency.InFlight, idempotency.Absent)
+		}
+	}()
 }
 
 // Complete implements idempotency.Store.Complete: the live in-flight record
