@@ -102,6 +102,12 @@ type Options struct {
 	// (default xds.DefaultQuarantineInterval).
 	QuarantineInterval time.Duration
 
+	// AllowEmpty accepts a configuration that declares no services while
+	// services are served (or were, by the audit log). Without it such a
+	// reload is refused: a directory caught half-copied, unmounted or
+	// emptied by mistake would otherwise remove every node's routes.
+	AllowEmpty bool
+
 	// load replaces reading and compiling the configuration; for tests.
 	load loadFunc
 }
@@ -114,6 +120,21 @@ type loaded struct {
 	mesh     *ir.Mesh
 	files    []string
 	warnings v1alpha1.Violations
+	// configVersion caches version(); set under reloadMu.
+	configVersion string
+}
+
+// version returns the configuration version of l (meshVersion), computed
+// once. A failure to encode is logged and gives "".
+func (l *loaded) version(log *zap.Logger) string {
+	if l.configVersion == "" {
+		v, err := meshVersion(l.mesh)
+		if err != nil {
+			log.Error("config version", zap.Error(err))
+		}
+		l.configVersion = v
+	}
+	return l.configVersion
 }
 
 // ControlPlane is a running control plane. Its methods are safe for
@@ -141,6 +162,8 @@ type ControlPlane struct {
 	publisher *bundles.Publisher
 	// quarantineEvery is Options.QuarantineInterval.
 	quarantineEvery time.Duration
+	// allowEmpty is Options.AllowEmpty.
+	allowEmpty bool
 
 	// reloadMu serialises reloads and overrides, and guards dist and lastGen.
 	reloadMu sync.Mutex
@@ -171,7 +194,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		return nil, errors.New("controlplane: no configuration directory")
 	}
 	cp := &ControlPlane{dir: opts.ConfigDir, log: opts.Logger, now: opts.Now, load: opts.load, onApply: opts.OnApply, reg: opts.Registry,
-		done: make(chan struct{}), signer: opts.SigningKey, quarantineEvery: opts.QuarantineInterval}
+		done: make(chan struct{}), signer: opts.SigningKey, quarantineEvery: opts.QuarantineInterval, allowEmpty: opts.AllowEmpty}
 	if cp.log == nil {
 		cp.log = zap.NewNop()
 	}
@@ -202,9 +225,6 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		if cp.audit, err = audit.Open(opts.AuditLog); err != nil {
 			return nil, fmt.Errorf("controlplane: %w", err)
 		}
-		if last, ok := cp.audit.Last(); ok {
-			cp.lastGen = last.Generation
-		}
 	} else {
 		cp.log.Warn("no audit log: configuration changes are not recorded and pin is unavailable (see --audit-log)")
 	}
@@ -215,7 +235,12 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: %w", err)
 	}
+	pin := cp.restore()
 	if err := cp.Reload(ctx); err != nil {
+		cp.xds.Close()
+		return nil, errors.Join(err, w.Close(), cp.closeAudit())
+	}
+	if err := cp.servePinned(pin); err != nil {
 		cp.xds.Close()
 		return nil, errors.Join(err, w.Close(), cp.closeAudit())
 	}
@@ -369,13 +394,18 @@ func (cp *ControlPlane) Reload(ctx context.Context) error {
 			sources, err = cp.sourceHashes(files)
 		}
 	}
+	if err == nil {
+		err = cp.checkNotEmptiedLocked(l)
+	}
 	var b *bundle.Bundle
 	if err == nil {
 		cp.dist.latest, cp.dist.latestSources = l, sources
 		if cp.dist.pinnedTo != 0 {
 			// Accepted, and served once unpinned.
 			cp.log.Warn("config accepted but not served: pinned", zap.Uint64("pinned_generation", cp.dist.pinnedTo))
-			_ = cp.record(audit.Record{Time: cp.now(), Kind: audit.KindChange, Sources: sources,
+			now := cp.now()
+			_ = cp.record(audit.Record{Time: now, Kind: audit.KindChange, Sources: sources,
+				InWindow: cp.inWindowLocked(now, l), NewConfigVersion: l.version(cp.log),
 				Detail: fmt.Sprintf("accepted, not served: pinned to generation %d", cp.dist.pinnedTo)})
 			cp.metrics.ConfigReloads.WithLabelValues(metrics.ReloadOK).Inc()
 			return nil
@@ -386,7 +416,8 @@ func (cp *ControlPlane) Reload(ctx context.Context) error {
 	if err != nil {
 		cp.metrics.ConfigReloads.WithLabelValues(metrics.ReloadInvalid).Inc()
 		cp.log.Error("config refused; the last good configuration stays served", zap.String("dir", cp.dir), zap.Error(err))
-		_ = cp.record(audit.Record{Time: now, Kind: audit.KindRefused, Sources: sources, Errors: strings.Split(err.Error(), "\n")})
+		_ = cp.record(audit.Record{Time: now, Kind: audit.KindRefused, Sources: sources, InWindow: cp.inWindowLocked(now, l),
+			Errors: strings.Split(err.Error(), "\n")})
 		cp.mu.Lock()
 		cp.status.LastError = &admin.LoadError{Message: err.Error(), At: now}
 		cp.mu.Unlock()
@@ -397,13 +428,29 @@ func (cp *ControlPlane) Reload(ctx context.Context) error {
 	return nil
 }
 
+// checkNotEmptiedLocked refuses l when it declares no services while
+// services are served, or were when the audit log last recorded, unless
+// Options.AllowEmpty. Callers hold reloadMu.
+func (cp *ControlPlane) checkNotEmptiedLocked(l *loaded) error {
+	if cp.allowEmpty || len(l.mesh.Services) > 0 {
+		return nil
+	}
+	before := cp.dist.latest
+	if before == nil {
+		before = cp.dist.recorded.config
+	}
+	if before == nil || len(before.mesh.Services) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s declares no services where %d are served; refusing to remove every route "+
+		"(a directory half-copied, unmounted or emptied by mistake looks like this): restore the files, "+
+		"or run with --allow-empty-config to serve an empty mesh", ErrInvalidConfig, cp.dir, len(before.mesh.Services))
+}
+
 // setStatusLocked makes l, distributed as b, the status /config shows.
 // Callers hold reloadMu.
 func (cp *ControlPlane) setStatusLocked(l *loaded, b *bundle.Bundle) {
-	version, err := meshVersion(l.mesh)
-	if err != nil {
-		cp.log.Error("config version", zap.Error(err))
-	}
+	version := l.version(cp.log)
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	if cp.status.Version != version || cp.status.bundle != b {

@@ -44,7 +44,28 @@ type distribution struct {
 	pinnedTo uint64
 	// frozen refuses side effects on routes not marked critical.
 	frozen bool
+	// recorded is the served state the audit trail last recorded: what
+	// the next change is measured against. At start it is seeded from the
+	// audit log, so a restart is not mistaken for a change.
+	recorded recordedState
 }
+
+// recordedState is a served configuration as the audit trail knows it.
+type recordedState struct {
+	// policyHash and configVersion are its policy hash (freeze included)
+	// and configuration version; both empty before anything was recorded.
+	policyHash, configVersion string
+	// environment and generation are those of its bundle.
+	environment string
+	generation  uint64
+	// config is the configuration itself, when it could be rebuilt (from
+	// the audit log's sources at start): its change windows judge the next
+	// change, its routes summarize it. nil when unknown.
+	config *loaded
+}
+
+// known reports whether anything was recorded.
+func (r *recordedState) known() bool { return r.policyHash != "" }
 
 // nextGeneration returns a generation above the last one: the current Unix
 // time in seconds when that is larger, so generations keep increasing
@@ -109,7 +130,10 @@ func (cp *ControlPlane) record(r audit.Record) error {
 
 // distributeLocked serves l with the current overrides: xDS to every node,
 // then, when the policies or the overrides changed, a new signed bundle
-// to subscribers and OnApply. Callers hold reloadMu.
+// to subscribers and OnApply. The audit log gets a record when what is
+// served changed (its policies, its configuration version, or the
+// overrides), or when an operator acted (kind other than KindChange).
+// pinnedTo is recorded on pin records. Callers hold reloadMu.
 func (cp *ControlPlane) distributeLocked(l *loaded, sources []audit.Source, kind, detail string) (*bundle.Bundle, error) {
 	if err := cp.xds.Update(l.mesh); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
@@ -118,15 +142,23 @@ func (cp *ControlPlane) distributeLocked(l *loaded, sources []audit.Source, kind
 	pb := l.mesh.Bundle()
 	pb.Mesh.Frozen = cp.dist.frozen
 	hash := bundle.PolicyHash(pb)
+	env := l.mesh.Policy.Environment
 	prev := cp.dist.bundle
+	rec := &cp.dist.recorded
 	b := prev
-	changed := prev == nil || prev.PolicyHash != hash || prev.Environment != l.mesh.Policy.Environment
+	changed := prev == nil || prev.PolicyHash != hash || prev.Environment != env
 	if changed {
 		var last uint64
 		if prev != nil {
 			last = prev.Generation
 		}
-		b = bundle.New(*pb, bundle.SchemaRev, l.mesh.Policy.Environment, nextGeneration(max(last, cp.lastGen), now), now)
+		gen := nextGeneration(max(last, cp.lastGen), now)
+		if prev == nil && rec.policyHash == hash && rec.environment == env && rec.generation > 0 {
+			// A restart serving the policies the audit log says were
+			// served: the same generation, which filters take as unchanged.
+			gen = rec.generation
+		}
+		b = bundle.New(*pb, bundle.SchemaRev, env, gen, now)
 		if cp.signer != nil {
 			if err := b.Sign(cp.signer); err != nil {
 				return nil, fmt.Errorf("controlplane: sign bundle: %w", err)
@@ -137,10 +169,10 @@ func (cp *ControlPlane) distributeLocked(l *loaded, sources []audit.Source, kind
 			return nil, fmt.Errorf("controlplane: encode bundle: %w", err)
 		}
 		cp.dist.bundle = b
-		cp.lastGen = b.Generation
+		cp.lastGen = max(cp.lastGen, b.Generation)
 		cp.publisher.Publish(raw)
 		cp.metrics.BundleGeneration.Set(float64(b.Generation))
-		cp.metrics.SetPolicy(hash, bundle.SchemaRev, l.mesh.Policy.Environment)
+		cp.metrics.SetPolicy(hash, bundle.SchemaRev, env)
 		if cp.onApply != nil {
 			m := *l.mesh
 			m.Policy.Frozen = cp.dist.frozen
@@ -149,31 +181,160 @@ func (cp *ControlPlane) distributeLocked(l *loaded, sources []audit.Source, kind
 		cp.log.Info("policy bundle distributed", zap.String("kind", kind), zap.Uint64("generation", b.Generation),
 			zap.String("policy_hash", hash), zap.Bool("signed", b.SignedBy != ""), zap.Bool("frozen", cp.dist.frozen))
 	}
+	version := l.version(cp.log)
+	moved := hash != rec.policyHash || version != rec.configVersion
 	// Overrides are recorded even when they change nothing distributed
 	// (pinning the generation in force, say): the audit trail is of what
 	// operators did, not only of what it changed.
-	if changed || kind != audit.KindChange {
-		rec := audit.Record{
-			Time: now, Kind: kind, Sources: sources, NewPolicyHash: hash, Generation: b.Generation,
-			InWindow: InChangeWindow(now, l.mesh.ChangeWindows), Detail: detail,
+	if moved || kind != audit.KindChange {
+		r := audit.Record{
+			Time: now, Kind: kind, Sources: sources, Generation: b.Generation,
+			OldPolicyHash: rec.policyHash, NewPolicyHash: hash,
+			OldConfigVersion: rec.configVersion, NewConfigVersion: version,
+			InWindow: cp.inWindowLocked(now, l), Detail: detail,
+		}
+		if kind == audit.KindPin {
+			r.PinnedTo = cp.dist.pinnedTo
 		}
 		var old *policy.Bundle
-		if prev != nil {
-			rec.OldPolicyHash = prev.PolicyHash
+		switch {
+		case prev != nil:
 			old = &prev.Policies
+		case rec.config != nil:
+			old = rec.config.mesh.Bundle()
 		}
-		rec.Summary = audit.Summarize(old, pb)
-		if kind == audit.KindChange && prev != nil {
-			cp.metrics.ConfigChanges.WithLabelValues(strconv.FormatBool(rec.InWindow)).Inc()
-			if !rec.InWindow {
+		r.Summary = audit.Summarize(old, pb)
+		if kind == audit.KindChange && rec.known() {
+			cp.metrics.ConfigChanges.WithLabelValues(strconv.FormatBool(r.InWindow)).Inc()
+			if !r.InWindow {
 				cp.log.Warn("configuration changed outside every declared change window",
-					zap.Uint64("generation", b.Generation), zap.String("policy_hash", hash))
+					zap.Uint64("generation", b.Generation), zap.String("policy_hash", hash), zap.String("config_version", version))
 			}
 		}
-		_ = cp.record(rec)
+		_ = cp.record(r)
 	}
 	cp.dist.served, cp.dist.servedSources = l, sources
+	*rec = recordedState{policyHash: hash, configVersion: version, environment: env, generation: b.Generation, config: l}
 	return b, nil
+}
+
+// inWindowLocked reports whether a change at now falls in a change window
+// of the configuration in force before it: a change cannot open its own
+// window. With nothing in force yet (the first start without an audit
+// log) the windows of next, the configuration being applied, decide.
+// Callers hold reloadMu.
+func (cp *ControlPlane) inWindowLocked(now time.Time, next *loaded) bool {
+	switch {
+	case cp.dist.served != nil:
+		return InChangeWindow(now, cp.dist.served.mesh.ChangeWindows)
+	case cp.dist.recorded.config != nil:
+		return InChangeWindow(now, cp.dist.recorded.config.mesh.ChangeWindows)
+	case next != nil:
+		return InChangeWindow(now, next.mesh.ChangeWindows)
+	}
+	return true
+}
+
+// restore reads back, from the audit log, what was served before a
+// restart and the overrides in force: the freeze is switched back on, and
+// the pinned configuration, when it can be rebuilt, is returned to be
+// served again once the directory is loaded (servePinned). Without an
+// audit log nothing survives a restart. It runs in Start, before the first
+// load.
+func (cp *ControlPlane) restore() *pinned {
+	cp.reloadMu.Lock()
+	defer cp.reloadMu.Unlock()
+	if cp.audit == nil {
+		return nil
+	}
+	last, ok := cp.audit.Last()
+	if !ok {
+		return nil
+	}
+	cp.lastGen = last.Generation
+	rec := recordedState{policyHash: last.NewPolicyHash, configVersion: last.NewConfigVersion, generation: last.Generation}
+	if l, _, err := cp.loadGeneration(last.Generation); err == nil {
+		rec.config, rec.environment = l, l.mesh.Policy.Environment
+	} else {
+		cp.log.Warn("audit log: the configuration last served cannot be rebuilt; the next change is summarized against nothing",
+			zap.Uint64("generation", last.Generation), zap.Error(err))
+	}
+	cp.dist.recorded = rec
+	o := cp.audit.Overrides()
+	if o.Frozen {
+		cp.dist.frozen = true
+		cp.log.Warn("freeze restored from the audit log: side effects on routes not marked critical stay refused until unfrozen")
+	}
+	if o.PinnedTo == 0 {
+		return nil
+	}
+	l, sources, err := cp.loadGeneration(o.PinnedTo)
+	if err != nil {
+		cp.log.Error("audit log: the pinned generation cannot be rebuilt; serving the directory instead (pin again, or unpin to record it)",
+			zap.Uint64("pinned_generation", o.PinnedTo), zap.Error(err))
+		return nil
+	}
+	cp.dist.pinnedTo = o.PinnedTo
+	cp.log.Warn("pin restored from the audit log: the directory's configuration is accepted but not served until unpinned",
+		zap.Uint64("pinned_generation", o.PinnedTo))
+	return &pinned{config: l, sources: sources}
+}
+
+// pinned is a pinned configuration rebuilt at start.
+type pinned struct {
+	config  *loaded
+	sources []audit.Source
+}
+
+// servePinned serves the pin restored at start (p nil: nothing to do).
+func (cp *ControlPlane) servePinned(p *pinned) error {
+	if p == nil {
+		return nil
+	}
+	cp.reloadMu.Lock()
+	defer cp.reloadMu.Unlock()
+	b, err := cp.distributeLocked(p.config, p.sources, audit.KindChange,
+		fmt.Sprintf("pin to generation %d restored at start", cp.dist.pinnedTo))
+	if err != nil {
+		return fmt.Errorf("controlplane: restore pin to generation %d: %w", cp.dist.pinnedTo, err)
+	}
+	cp.setStatusLocked(p.config, b)
+	return nil
+}
+
+// loadGeneration rebuilds the configuration accepted as generation gen
+// from the audit log's sources, with their hashes.
+func (cp *ControlPlane) loadGeneration(gen uint64) (*loaded, []audit.Source, error) {
+	if cp.audit == nil {
+		return nil, nil, ErrNoAuditLog
+	}
+	files, err := cp.audit.Sources(gen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w %d: %w", ErrUnknownGeneration, gen, err)
+	}
+	dir, err := os.MkdirTemp("", "hopguard-generation-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("controlplane: rebuild generation %d: %w", gen, err)
+	}
+	defer os.RemoveAll(dir)
+	for p, b := range files {
+		path := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, nil, fmt.Errorf("controlplane: rebuild generation %d: %w", gen, err)
+		}
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return nil, nil, fmt.Errorf("controlplane: rebuild generation %d: %w", gen, err)
+		}
+	}
+	l, err := cp.load(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("controlplane: generation %d: %w", gen, err)
+	}
+	sources, err := cp.sourceHashes(files)
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, sources, nil
 }
 
 // Pin serves the configuration accepted as generation gen (read back from
@@ -183,32 +344,7 @@ func (cp *ControlPlane) distributeLocked(l *loaded, sources []audit.Source, kind
 func (cp *ControlPlane) Pin(gen uint64, reason string) (uint64, error) {
 	cp.reloadMu.Lock()
 	defer cp.reloadMu.Unlock()
-	if cp.audit == nil {
-		return 0, ErrNoAuditLog
-	}
-	files, err := cp.audit.Sources(gen)
-	if err != nil {
-		return 0, fmt.Errorf("%w %d: %w", ErrUnknownGeneration, gen, err)
-	}
-	dir, err := os.MkdirTemp("", "hopguard-pin-")
-	if err != nil {
-		return 0, fmt.Errorf("controlplane: pin: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	for p, b := range files {
-		path := filepath.Join(dir, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return 0, fmt.Errorf("controlplane: pin: %w", err)
-		}
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			return 0, fmt.Errorf("controlplane: pin: %w", err)
-		}
-	}
-	l, err := cp.load(dir)
-	if err != nil {
-		return 0, fmt.Errorf("controlplane: pin generation %d: %w", gen, err)
-	}
-	sources, err := cp.sourceHashes(files)
+	l, sources, err := cp.loadGeneration(gen)
 	if err != nil {
 		return 0, err
 	}

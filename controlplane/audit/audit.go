@@ -68,6 +68,15 @@ type Record struct {
 	NewPolicyHash string `json:"new_policy_hash"`
 	// Generation is the bundle generation distributed (0 when none was).
 	Generation uint64 `json:"generation"`
+	// OldConfigVersion and NewConfigVersion are the version of the
+	// configuration served (as /config shows it) before and after. It moves
+	// with anything served over xDS, policies or not: endpoints, ports,
+	// dependencies, ext_proc settings, change windows. Records written
+	// before it was recorded have neither.
+	OldConfigVersion string `json:"old_config_version,omitempty"`
+	NewConfigVersion string `json:"new_config_version,omitempty"`
+	// PinnedTo is the generation a pin record serves again (pin records only).
+	PinnedTo uint64 `json:"pinned_to,omitempty"`
 	// Summary lists the routes added, removed and changed.
 	Summary Summary `json:"summary"`
 	// InWindow is true when the change fell inside a declared change window.
@@ -236,6 +245,43 @@ func (l *Log) Last() (Record, bool) {
 		}
 	}
 	return Record{}, false
+}
+
+// Overrides are the manual overrides in force at the end of a log.
+type Overrides struct {
+	// Frozen is true when the last freeze record was not undone.
+	Frozen bool
+	// PinnedTo is the generation pinned by the last pin record not undone
+	// (0: not pinned).
+	PinnedTo uint64
+}
+
+// Overrides replays the log's pin, unpin, freeze and unfreeze records.
+// Pin records written before PinnedTo was recorded are read from their
+// Detail ("pinned to generation N: ...").
+func (l *Log) Overrides() Overrides {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var o Overrides
+	for _, r := range l.recs {
+		switch r.Kind {
+		case KindFreeze:
+			o.Frozen = true
+		case KindUnfreeze:
+			o.Frozen = false
+		case KindPin:
+			o.PinnedTo = r.PinnedTo
+			if o.PinnedTo == 0 {
+				var gen uint64
+				if _, err := fmt.Sscanf(r.Detail, "pinned to generation %d:", &gen); err == nil {
+					o.PinnedTo = gen
+				}
+			}
+		case KindUnpin:
+			o.PinnedTo = 0
+		}
+	}
+	return o
 }
 
 // Close closes the log.

@@ -13,6 +13,9 @@ import (
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/hopguard/hopguard/controlplane"
+	"github.com/hopguard/hopguard/policy/source"
 )
 
 // Exit codes shared by every command.
@@ -53,6 +56,11 @@ func Main(ctx context.Context, env Env) int {
 	case err == nil:
 		return ExitOK
 	case errors.Is(err, errFindings):
+		return ExitFindings
+	case errors.Is(err, controlplane.ErrInvalidConfig), errors.Is(err, source.ErrInvalid):
+		// A configuration refused at start is invalid input, not a
+		// runtime failure: scripts tell it apart from "port in use".
+		fmt.Fprintln(env.Stderr, "hopguard:", err)
 		return ExitFindings
 	default:
 		fmt.Fprintln(env.Stderr, "hopguard:", err)

@@ -29,6 +29,7 @@ type controlPlaneFlags struct {
 	extProcAddr string
 	signingKey  string
 	auditLog    string
+	allowEmpty  bool
 	// store selects the in-process filter's idempotency store.
 	store storeFlags
 }
@@ -40,6 +41,7 @@ func (f *controlPlaneFlags) register(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.debounce, "debounce", 200*time.Millisecond, "quiet time after a config file change before reloading")
 	cmd.Flags().StringVar(&f.signingKey, "signing-key", "", "ed25519 private key (PEM, mode 0600; see hopguard keygen) that signs policy bundles and manifests; without it they are distributed unsigned")
 	cmd.Flags().StringVar(&f.auditLog, "audit-log", "", "hash-chained audit log of changes, refusals and overrides (JSON lines; sources kept beside it for hopguard pin); empty keeps none")
+	cmd.Flags().BoolVar(&f.allowEmpty, "allow-empty-config", false, "accept a configuration that declares no services while services are served (refused by default: an emptied or unmounted directory would remove every route)")
 	_ = cmd.MarkFlagRequired("config")
 }
 
@@ -117,6 +119,7 @@ func serveControlPlane(ctx context.Context, env Env, g *globalFlags, f *controlP
 		OnApply:    onApply,
 		SigningKey: key,
 		AuditLog:   f.auditLog,
+		AllowEmpty: f.allowEmpty,
 	})
 	if err != nil {
 		if filter != nil {

@@ -1,0 +1,202 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/hopguard/hopguard/controlplane/audit"
+)
+
+// TestEmptiedDirectoryIsRefused: a directory that suddenly declares no
+// services (files moved away, a mount gone) is refused and the served
+// mesh stays; with AllowEmpty it is served.
+func TestEmptiedDirectoryIsRefused(t *testing.T) {
+	for _, allow := range []bool{false, true} {
+		dir := configDir(t)
+		cp := start(t, Options{ConfigDir: dir, AllowEmpty: allow})
+		before := cp.Config()
+		for _, f := range []string{"mesh.yaml", "budgets.yaml"} {
+			if err := os.Remove(filepath.Join(dir, f)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := cp.Reload(context.Background())
+		after := cp.Config()
+		if allow {
+			if err != nil || len(after.Mesh.Services) != 0 {
+				t.Errorf("AllowEmpty: Reload = %v with %d services, want the empty mesh served", err, len(after.Mesh.Services))
+			}
+			continue
+		}
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "declares no services where 2 are served") {
+			t.Errorf("Reload of an emptied directory = %v, want it refused", err)
+		}
+		if after.Version != before.Version || len(after.Mesh.Services) != 2 || after.LastError == nil {
+			t.Errorf("after the refusal /config serves version %s with %d services (last error %v), want %s with 2 and the error",
+				after.Version, len(after.Mesh.Services), after.LastError, before.Version)
+		}
+	}
+}
+
+// TestRestartKeepsOverridesAndRecordsNoChange: a restart with the same
+// audit log restores the freeze and the pin, serves the pinned
+// configuration under the generation it had, and records no change; a
+// change made while stopped is recorded against what was served, not as
+// every route added.
+func TestRestartKeepsOverridesAndRecordsNoChange(t *testing.T) {
+	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	dir := configDir(t)
+	cp := start(t, Options{ConfigDir: dir, AuditLog: auditPath})
+	first := cp.Config().Generation
+	writeFile(t, filepath.Join(dir, "budgets.yaml"), budgetYAML("700ms", 3))
+	if err := cp.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Freeze(true, "incident"); err != nil {
+		t.Fatal(err)
+	}
+	pinnedGen, err := cp.Pin(first, "incident")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := cp.Config()
+	cp.Stop()
+	recs := len(readAuditLog(t, auditPath))
+
+	cp = start(t, Options{ConfigDir: dir, AuditLog: auditPath})
+	got := cp.Config()
+	if !got.Overrides.Frozen || got.Overrides.PinnedTo != first {
+		t.Errorf("after restart overrides = %+v, want frozen and pinned to %d", got.Overrides, first)
+	}
+	if got.PolicyHash != served.PolicyHash || got.Version != served.Version || got.Generation != pinnedGen {
+		t.Errorf("after restart serving %s/%s generation %d, want %s/%s generation %d",
+			got.PolicyHash, got.Version, got.Generation, served.PolicyHash, served.Version, pinnedGen)
+	}
+	log := readAuditLog(t, auditPath)
+	for _, r := range log[recs:] {
+		// The directory's configuration is accepted but not served while
+		// pinned; nothing served changed.
+		if r.Kind != audit.KindChange || !strings.HasPrefix(r.Detail, "accepted, not served") {
+			t.Errorf("restart appended %+v, want only the accepted-not-served note", r)
+		}
+	}
+
+	// Unpin and unfreeze, stop, change the directory, start: one change
+	// record, measured against what was served.
+	if _, err := cp.Unpin("over"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Freeze(false, "over"); err != nil {
+		t.Fatal(err)
+	}
+	served = cp.Config()
+	cp.Stop()
+	recs = len(readAuditLog(t, auditPath))
+	writeFile(t, filepath.Join(dir, "budgets.yaml"), budgetYAML("900ms", 3))
+	cp = start(t, Options{ConfigDir: dir, AuditLog: auditPath})
+	log = readAuditLog(t, auditPath)
+	if len(log) != recs+1 {
+		t.Fatalf("restart with a changed directory appended %d records, want 1", len(log)-recs)
+	}
+	r := log[recs]
+	if r.Kind != audit.KindChange || r.OldPolicyHash != served.PolicyHash || r.OldConfigVersion != served.Version ||
+		len(r.Summary.Changed) != 1 || len(r.Summary.Added) != 0 {
+		t.Errorf("change record after restart = %+v, want one route changed from %s/%s", r, served.PolicyHash, served.Version)
+	}
+	if cp.Config().Overrides.Frozen || cp.Config().Overrides.PinnedTo != 0 {
+		t.Errorf("overrides after unpin, unfreeze and restart = %+v, want none", cp.Config().Overrides)
+	}
+	changes := testutil.ToFloat64(cp.metrics.ConfigChanges.WithLabelValues("true")) + testutil.ToFloat64(cp.metrics.ConfigChanges.WithLabelValues("false"))
+	if changes != 1 {
+		t.Errorf("hopguard_config_changes_total = %v after a change made while stopped, want 1", changes)
+	}
+}
+
+// TestXDSOnlyChangeIsRecorded: a change that moves only what xDS serves
+// (an endpoint address) leaves the policy hash alone but is a change: it
+// is recorded with both configuration versions and counted.
+func TestXDSOnlyChangeIsRecorded(t *testing.T) {
+	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	dir := configDir(t)
+	reg := prometheus.NewRegistry()
+	cp := start(t, Options{ConfigDir: dir, AuditLog: auditPath, Registry: reg})
+	before := cp.Config()
+	recs := len(readAuditLog(t, auditPath))
+	writeFile(t, filepath.Join(dir, "mesh.yaml"), strings.Replace(meshYAML, "127.0.0.1:9103", "127.0.0.2:9103", 1))
+	if err := cp.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	after := cp.Config()
+	if after.PolicyHash != before.PolicyHash || after.Version == before.Version {
+		t.Fatalf("endpoint change: policy %s→%s, version %s→%s; want the policy unchanged and the version moved",
+			before.PolicyHash, after.PolicyHash, before.Version, after.Version)
+	}
+	log := readAuditLog(t, auditPath)
+	if len(log) != recs+1 {
+		t.Fatalf("endpoint change appended %d records, want 1", len(log)-recs)
+	}
+	if r := log[recs]; r.Kind != audit.KindChange || r.OldConfigVersion != before.Version || r.NewConfigVersion != after.Version ||
+		r.OldPolicyHash != r.NewPolicyHash || r.Generation != before.Generation {
+		t.Errorf("record = %+v, want a change from %s to %s under generation %d", r, before.Version, after.Version, before.Generation)
+	}
+	if got := testutil.ToFloat64(cp.metrics.ConfigChanges.WithLabelValues("true")); got != 1 {
+		t.Errorf("hopguard_config_changes_total{in_window=\"true\"} = %v, want 1", got)
+	}
+	// Reloading the same files again changes nothing and records nothing.
+	if err := cp.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(readAuditLog(t, auditPath)); n != recs+1 {
+		t.Errorf("an unchanged reload appended %d records, want none", n-recs-1)
+	}
+}
+
+// TestChangeIsJudgedByTheWindowsInForce: a change that opens a window for
+// itself is still outside the windows in force before it.
+func TestChangeIsJudgedByTheWindowsInForce(t *testing.T) {
+	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	dir := t.TempDir()
+	// Sunday 08:30 UTC: outside a weekday window, inside an always-open one.
+	now := time.Date(2026, 12, 6, 8, 30, 0, 0, time.UTC)
+	withWindow := func(days string) string {
+		return strings.Replace(meshYAML, "  environment: test-env\n",
+			"  environment: test-env\n  changeWindows: [{days: ["+days+"], from: \"00:00\", to: \"23:59\"}]\n", 1)
+	}
+	writeFile(t, filepath.Join(dir, "mesh.yaml"), withWindow("Mon, Tue"))
+	writeFile(t, filepath.Join(dir, "budgets.yaml"), budgetYAML("500ms", 3))
+	cp := start(t, Options{ConfigDir: dir, AuditLog: auditPath, Now: func() time.Time { return now }})
+	recs := len(readAuditLog(t, auditPath))
+	writeFile(t, filepath.Join(dir, "mesh.yaml"), withWindow("Sun"))
+	writeFile(t, filepath.Join(dir, "budgets.yaml"), budgetYAML("600ms", 3))
+	if err := cp.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	log := readAuditLog(t, auditPath)
+	if r := log[len(log)-1]; len(log) != recs+1 || r.InWindow {
+		t.Errorf("change that widens the window = %+v, want recorded outside the windows in force", r)
+	}
+	// The next change falls in the window now in force; a refused one is
+	// judged the same way.
+	writeFile(t, filepath.Join(dir, "budgets.yaml"), budgetYAML("650ms", 3))
+	if err := cp.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "budgets.yaml"), budgetYAML("650ms", 0))
+	if err := cp.Reload(context.Background()); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatal(err)
+	}
+	log = readAuditLog(t, auditPath)
+	for _, r := range log[len(log)-2:] {
+		if !r.InWindow {
+			t.Errorf("%s record inside the Sunday window = %+v, want in_window", r.Kind, r)
+		}
+	}
+}
