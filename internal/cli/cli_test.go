@@ -245,3 +245,38 @@ func TestExtProcCommandServesPolicies(t *testing.T) {
 		t.Fatal("extproc did not stop within 10s")
 	}
 }
+
+// TestInvalidConfigAtStartExitsOne: a long-running command refusing its
+// configuration at start reports invalid input (1), not a runtime error
+// (2), so scripts can tell a bad config from, say, a port in use.
+func TestInvalidConfigAtStartExitsOne(t *testing.T) {
+	dir := t.TempDir()
+	bad := `apiVersion: hopguard.dev/v1alpha1
+kind: RouteBudget
+metadata: {name: x}
+spec:
+  service: payments
+  retry: {attempts: 0}
+`
+	if err := os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"controlplane", "--config", dir, "--xds-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"},
+		{"extproc", "--config", dir, "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"},
+	} {
+		code, _, errOut := run(t, context.Background(), args...)
+		if code != ExitFindings || !strings.Contains(errOut, "attempts") {
+			t.Errorf("hopguard %s with an invalid config: exit %d, stderr %q; want %d naming the violation", args[0], code, errOut, ExitFindings)
+		}
+	}
+	// A runtime error stays 2: the listen address is taken.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	if code, _, _ := run(t, context.Background(), "controlplane", "--config", exampleDir, "--xds-addr", lis.Addr().String(), "--admin-addr", "127.0.0.1:0"); code != ExitError {
+		t.Errorf("controlplane on a taken address: exit %d, want %d", code, ExitError)
+	}
+}
