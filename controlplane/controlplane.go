@@ -326,10 +326,13 @@ func (cp *ControlPlane) fail(err error) {
 	cp.cancel()
 }
 
-// shutdown ends xDS streams, stops the gRPC server gracefully within
+// shutdown ends xDS streams and bundle subscriptions, stops the gRPC server gracefully within
 // shutdownGrace (then forcibly) and shuts the admin server down.
 func (cp *ControlPlane) shutdown() {
 	cp.xds.Close()
+	// Bundle subscriptions never end by themselves: without this, every
+	// subscribed filter would hold GracefulStop for the whole grace.
+	cp.publisher.Close()
 	stopped := make(chan struct{})
 	go func() {
 		cp.grpc.GracefulStop()

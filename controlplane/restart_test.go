@@ -11,8 +11,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/hopguard/hopguard/controlplane/audit"
+	"github.com/hopguard/hopguard/controlplane/bundles"
 )
 
 // TestEmptiedDirectoryIsRefused: a directory that suddenly declares no
@@ -198,5 +203,35 @@ func TestChangeIsJudgedByTheWindowsInForce(t *testing.T) {
 		if !r.InWindow {
 			t.Errorf("%s record inside the Sunday window = %+v, want in_window", r.Kind, r)
 		}
+	}
+}
+
+// TestStopEndsBundleSubscriptions: Stop ends a subscribed filter's stream
+// itself (UNAVAILABLE, "shutting down") instead of leaving the graceful
+// stop to wait out its grace and then cut the connection.
+func TestStopEndsBundleSubscriptions(t *testing.T) {
+	cp := start(t, Options{ConfigDir: configDir(t)})
+	cc, err := grpc.NewClient(cp.XDSAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, bundles.WatchMethod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SendMsg(wrapperspb.String("filter-1")); err != nil {
+		t.Fatal(err)
+	}
+	var b wrapperspb.BytesValue
+	if err := s.RecvMsg(&b); err != nil || len(b.GetValue()) == 0 {
+		t.Fatalf("first bundle: %v", err)
+	}
+	cp.Stop()
+	err = s.RecvMsg(&b)
+	if status.Convert(err).Message() != status.Convert(bundles.ErrClosed).Message() {
+		t.Errorf("subscription after Stop ended with %v, want %v", err, bundles.ErrClosed)
 	}
 }

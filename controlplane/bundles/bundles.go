@@ -18,6 +18,8 @@ import (
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -38,14 +40,28 @@ type Publisher struct {
 	changed chan struct{}
 	// subscribers counts open Watch streams.
 	subscribers int
+	// closed is closed by Close.
+	closed    chan struct{}
+	closeOnce sync.Once
 }
+
+// ErrClosed ends the Watch streams of a closed Publisher, as gRPC status
+// UNAVAILABLE with this message: subscribers reconnect, to another
+// replica or to this one once it is back.
+var ErrClosed = status.Error(codes.Unavailable, "bundles: control plane shutting down")
 
 // New returns a Publisher with no bundle: subscribers wait for the first.
 func New(log *zap.Logger) *Publisher {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Publisher{log: log, changed: make(chan struct{})}
+	return &Publisher{log: log, changed: make(chan struct{}), closed: make(chan struct{})}
+}
+
+// Close ends every Watch stream with ErrClosed, and every later one at
+// once, so a graceful stop of the gRPC server need not wait for them.
+func (p *Publisher) Close() {
+	p.closeOnce.Do(func() { close(p.closed) })
 }
 
 // Publish makes raw (a marshalled bundle) the current bundle and wakes
@@ -130,6 +146,9 @@ func (p *Publisher) watch(stream grpc.ServerStream) error {
 			}
 			return ctx.Err()
 		case <-changed:
+		case <-p.closed:
+			p.log.Info("bundle subscriber ended: shutting down", zap.String("subscriber", req.GetValue()))
+			return ErrClosed
 		}
 	}
 }
