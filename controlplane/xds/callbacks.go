@@ -61,10 +61,10 @@ func (c callbacks) OnStreamClosed(id int64, _ *corev3.Node) {
 }
 
 // OnStreamRequest runs before the cache creates the request's watch (see
-// sotw/v3 process). On a stream's first request it registers the node and,
-// when a configuration is loaded, sets the node's snapshot, so that the
-// watch created right after is answered at once. It then records ACKs and
-// NACKs.
+// sotw/v3 process). On a stream's first request it registers the node,
+// restarts its drift grace when it had no open stream, and, when a
+// configuration is loaded, sets the node's snapshot, so that the watch
+// created right after is answered at once. It then records ACKs and NACKs.
 func (c callbacks) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
 	s := c.s
 	now := s.now()
@@ -92,6 +92,11 @@ func (c callbacks) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) 
 		n.endpoint = ident.endpoint
 		n.status.Endpoint = ident.endpoint
 		n.status.Connected = true
+		if n.streams == 0 {
+			// Drift grace starts at reconnect: the version set while the
+			// node was away has not been sent to it yet.
+			n.expectedSince = now
+		}
 		n.streams++
 		st.nodeID = ident.id
 		s.log.Info("xds node connected", zap.String("node", ident.id), zap.String("service", ident.key.service),

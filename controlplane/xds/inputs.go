@@ -19,9 +19,9 @@ type renderInputs struct {
 	self    *ir.Service
 	deps    []*ir.Service
 	// quarantine is the quarantine applied (nil: none, or drift.action is
-	// not quarantine). Only its drained endpoints reach the resources, so
-	// states are compared by those (a new state is stored on every
-	// evaluation, most of them draining the same endpoints).
+	// not quarantine). Only its drained endpoints (service and address)
+	// reach the resources, so states are compared by those (a new state is
+	// stored on every evaluation, most of them draining the same endpoints).
 	quarantine *quarantineState
 }
 
@@ -53,8 +53,8 @@ func (a *renderInputs) equal(b *renderInputs) bool {
 	return true
 }
 
-// drainedSet returns the endpoints q drains (none for a nil q).
-func (q *quarantineState) drainedSet() map[string]bool {
+// drainedSet returns the endpoints q drains, by service (none for a nil q).
+func (q *quarantineState) drainedSet() map[drainKey]bool {
 	if q == nil {
 		return nil
 	}

@@ -68,7 +68,8 @@ type NodeStatus struct {
 	State string `json:"state"`
 	// Drifted is true when the node does not run what it was sent: it
 	// NACKed its expected version, or it is connected and has not
-	// acknowledged it within the server's drift grace period.
+	// acknowledged it within the server's drift grace period (counted from
+	// when it fell behind, or from when it reconnected if that is later).
 	Drifted bool `json:"drifted"`
 	// Expected is the version of the snapshot the node should run; empty
 	// until a configuration has been loaded.
@@ -184,7 +185,9 @@ type node struct {
 	rejected  map[string]string
 	// disconnectedAt is when the node's last stream closed.
 	disconnectedAt time.Time
-	// expectedSince is when status.Expected last changed.
+	// expectedSince is when the drift grace started: when status.Expected
+	// last changed while the node was in sync, or when the node reconnected
+	// (a version set while it was away is sent to it only then).
 	expectedSince time.Time
 	// counted is the state under which the node is counted in
 	// hopguard_xds_nodes; empty when it is not counted (disconnected).

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hopguard/hopguard/controlplane/ir"
 	"github.com/hopguard/hopguard/controlplane/translate"
 )
 
@@ -47,8 +48,22 @@ type ServiceQuarantine struct {
 // quarantineState is the served quarantine: the drained endpoints and the
 // per-service report. Replaced whole; never modified once published.
 type quarantineState struct {
-	drained  map[string]bool
+	drained  map[drainKey]bool
 	services []ServiceQuarantine
+}
+
+// drainKey is one drained endpoint: an address in one service's load
+// assignment. Services may share an address (one process serving both);
+// each drains it only for its own drifted nodes, within its own cap.
+type drainKey struct {
+	service  string
+	endpoint string
+}
+
+// drains reports whether q drains endpoint in service's load assignment
+// (false for a nil q).
+func (q *quarantineState) drains(service, endpoint string) bool {
+	return q != nil && q.drained[drainKey{service: service, endpoint: endpoint}]
 }
 
 // Quarantine returns the per-service quarantine report, sorted by service.
@@ -64,9 +79,10 @@ func (s *Server) Quarantine() []ServiceQuarantine {
 // RunQuarantine re-evaluates drift every interval (default
 // DefaultQuarantineInterval) until ctx ends and, when the set of endpoints
 // to drain changes, re-renders every snapshot: under drift.action:
-// quarantine, the endpoints of drifted nodes are marked DRAINING in the EDS
-// every node receives, at most maxQuarantinePercent of each service's
-// endpoints; leaving drift lifts it. It returns when ctx ends.
+// quarantine, the endpoints of drifted nodes are marked DRAINING in their
+// service's load assignment in the EDS every node receives, at most
+// maxQuarantinePercent of each service's endpoints; leaving drift lifts it.
+// It returns when ctx ends.
 func (s *Server) RunQuarantine(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		interval = DefaultQuarantineInterval
@@ -132,71 +148,108 @@ func (s *Server) publishQuarantineMetrics(prev, next *quarantineState) {
 	}
 }
 
+// candidate is a drifted endpoint of a service: since is when the longest
+// drifted of its nodes fell behind, was whether it is drained now.
+type candidate struct {
+	endpoint string
+	since    time.Time
+	was      bool
+}
+
 // planQuarantineLocked decides which endpoints to drain. Candidates are the
-// declared endpoints of connected drifted nodes; per service at most
-// floor(endpoints × maxQuarantinePercent / 100) are drained, endpoints
-// already drained first (so the choice is stable), then the longest drifted.
+// declared endpoints of connected drifted nodes, each drained only in its
+// own service; per service at most floor(endpoints × maxQuarantinePercent /
+// 100) are drained, endpoints already drained first (so the choice is
+// stable), then the longest drifted.
 func (s *Server) planQuarantineLocked(now time.Time) *quarantineState {
-	q := &quarantineState{drained: map[string]bool{}}
+	q := &quarantineState{drained: map[drainKey]bool{}}
 	m := s.mesh
 	if m == nil || !m.Drift.Quarantine {
 		return q
 	}
 	prev := s.quarantine.Load()
-	type candidate struct {
-		endpoint string
-		since    time.Time
-		was      bool
+	drifted := s.driftedEndpointsLocked(now)
+	for _, svc := range m.Services {
+		cands := candidates(svc, drifted[svc.Name], prev)
+		if len(cands) == 0 {
+			continue
+		}
+		q.services = append(q.services, planService(svc, m.Drift.MaxQuarantinePercent, cands, q.drained))
 	}
-	byService := map[string][]candidate{}
+	return q
+}
+
+// driftedEndpointsLocked maps each service to the endpoints of its
+// connected drifted nodes, each with the earliest time one of its nodes fell
+// behind: several nodes may serve one endpoint (an old and a new pod of one
+// address, an Envoy and a proxyless client in one pod), and it is drained
+// or capped once.
+func (s *Server) driftedEndpointsLocked(now time.Time) map[string]map[string]time.Time {
+	out := map[string]map[string]time.Time{}
 	for _, n := range s.nodes {
 		if n.endpoint == "" || n.streams == 0 || !n.drifted(now, s.driftGrace) {
 			continue
 		}
-		was := prev != nil && prev.drained[n.endpoint]
-		byService[n.status.Service] = append(byService[n.status.Service], candidate{n.endpoint, n.expectedSince, was})
+		eps := out[n.status.Service]
+		if eps == nil {
+			eps = map[string]time.Time{}
+			out[n.status.Service] = eps
+		}
+		if since, ok := eps[n.endpoint]; !ok || n.expectedSince.Before(since) {
+			eps[n.endpoint] = n.expectedSince
+		}
 	}
-	for _, svc := range m.Services {
-		cands := byService[svc.Name]
-		if len(cands) == 0 {
-			continue
-		}
-		declared := map[string]bool{}
-		for _, e := range svc.Endpoints {
-			declared[endpointAddr(e.Host, e.Port)] = true
-		}
-		cands = slices.DeleteFunc(cands, func(c candidate) bool { return !declared[c.endpoint] })
-		slices.SortFunc(cands, func(a, b candidate) int {
-			if a.was != b.was {
-				if a.was {
-					return -1
-				}
-				return 1
-			}
-			return cmp.Or(a.since.Compare(b.since), cmp.Compare(a.endpoint, b.endpoint))
-		})
-		cands = slices.CompactFunc(cands, func(a, b candidate) bool { return a.endpoint == b.endpoint })
-		if len(cands) == 0 {
-			continue
-		}
-		sq := ServiceQuarantine{Service: svc.Name, Endpoints: len(svc.Endpoints),
-			MaxQuarantined: len(svc.Endpoints) * m.Drift.MaxQuarantinePercent / 100,
-			Drifted:        []string{}, Quarantined: []string{}, Capped: []string{}}
-		for i, c := range cands {
-			sq.Drifted = append(sq.Drifted, c.endpoint)
-			if i < sq.MaxQuarantined {
-				sq.Quarantined = append(sq.Quarantined, c.endpoint)
-				q.drained[c.endpoint] = true
-			} else {
-				sq.Capped = append(sq.Capped, c.endpoint)
-			}
-		}
-		slices.Sort(sq.Drifted)
-		slices.Sort(sq.Quarantined)
-		slices.Sort(sq.Capped)
-		q.services = append(q.services, sq)
+	return out
+}
+
+// candidates returns the drifted endpoints that svc declares, in drain
+// order: those prev drains first, then the longest drifted, then by
+// address.
+func candidates(svc *ir.Service, drifted map[string]time.Time, prev *quarantineState) []candidate {
+	if len(drifted) == 0 {
+		return nil
 	}
-	return q
+	declared := map[string]bool{}
+	for _, e := range svc.Endpoints {
+		declared[endpointAddr(e.Host, e.Port)] = true
+	}
+	cands := make([]candidate, 0, len(drifted))
+	for ep, since := range drifted {
+		if declared[ep] {
+			cands = append(cands, candidate{endpoint: ep, since: since, was: prev.drains(svc.Name, ep)})
+		}
+	}
+	slices.SortFunc(cands, func(a, b candidate) int {
+		if a.was != b.was {
+			if a.was {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(a.since.Compare(b.since), cmp.Compare(a.endpoint, b.endpoint))
+	})
+	return cands
+}
+
+// planService drains svc's candidates, in order, up to its cap of percent
+// of its endpoints, adds them to drained, and returns svc's report.
+func planService(svc *ir.Service, percent int, cands []candidate, drained map[drainKey]bool) ServiceQuarantine {
+	sq := ServiceQuarantine{Service: svc.Name, Endpoints: len(svc.Endpoints),
+		MaxQuarantined: len(svc.Endpoints) * percent / 100,
+		Drifted:        []string{}, Quarantined: []string{}, Capped: []string{}}
+	for i, c := range cands {
+		sq.Drifted = append(sq.Drifted, c.endpoint)
+		if i < sq.MaxQuarantined {
+			sq.Quarantined = append(sq.Quarantined, c.endpoint)
+			drained[drainKey{service: svc.Name, endpoint: c.endpoint}] = true
+		} else {
+			sq.Capped = append(sq.Capped, c.endpoint)
+		}
+	}
+	slices.Sort(sq.Drifted)
+	slices.Sort(sq.Quarantined)
+	slices.Sort(sq.Capped)
+	return sq
 }
 
 func endpointAddr(host string, port uint32) string {
@@ -204,23 +257,28 @@ func endpointAddr(host string, port uint32) string {
 }
 
 // applyQuarantine returns res with the drained endpoints marked DRAINING in
-// copies of its load assignments; res itself is not modified.
-func applyQuarantine(res *translate.Resources, drained map[string]bool) *translate.Resources {
+// copies of their services' load assignments; res itself is not modified.
+func applyQuarantine(res *translate.Resources, drained map[drainKey]bool) *translate.Resources {
 	if len(drained) == 0 {
 		return res
 	}
+	byCluster := drainedByCluster(drained)
 	out := *res
 	out.Endpoints = make([]types.Resource, len(res.Endpoints))
 	for i, r := range res.Endpoints {
 		out.Endpoints[i] = r
 		cla, ok := r.(*endpointv3.ClusterLoadAssignment)
-		if !ok || !mentions(cla, drained) {
+		if !ok {
+			continue
+		}
+		addrs := byCluster[cla.GetClusterName()]
+		if !mentions(cla, addrs) {
 			continue
 		}
 		cla = proto.Clone(cla).(*endpointv3.ClusterLoadAssignment)
 		for _, loc := range cla.GetEndpoints() {
 			for _, lb := range loc.GetLbEndpoints() {
-				if drained[lbAddr(lb)] {
+				if addrs[lbAddr(lb)] {
 					lb.HealthStatus = corev3.HealthStatus_DRAINING
 				}
 			}
@@ -230,10 +288,31 @@ func applyQuarantine(res *translate.Resources, drained map[string]bool) *transla
 	return &out
 }
 
-func mentions(cla *endpointv3.ClusterLoadAssignment, drained map[string]bool) bool {
+// drainedByCluster indexes the drained addresses by the name of the cluster
+// whose load assignment lists their service's endpoints: translate names it
+// translate.ClusterOutbound(service); other renderers (the tests' fixtures)
+// name it after the service itself.
+func drainedByCluster(drained map[drainKey]bool) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	for k := range drained {
+		for _, cluster := range []string{translate.ClusterOutbound(k.service), k.service} {
+			if out[cluster] == nil {
+				out[cluster] = map[string]bool{}
+			}
+			out[cluster][k.endpoint] = true
+		}
+	}
+	return out
+}
+
+// mentions reports whether cla lists any of addrs.
+func mentions(cla *endpointv3.ClusterLoadAssignment, addrs map[string]bool) bool {
+	if len(addrs) == 0 {
+		return false
+	}
 	for _, loc := range cla.GetEndpoints() {
 		for _, lb := range loc.GetLbEndpoints() {
-			if drained[lbAddr(lb)] {
+			if addrs[lbAddr(lb)] {
 				return true
 			}
 		}

@@ -253,3 +253,136 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name, service string) fl
 	t.Fatalf("no %s{service=%q}", name, service)
 	return 0
 }
+
+// addDriftedNode adds a connected node of service serving endpoint that
+// NACKed its expected version, so it is drifted; since is when it fell behind.
+func addDriftedNode(s *Server, id, service, endpoint string, since time.Time) {
+	n := newNode(identity{id: id, key: renderKey{service: service}, endpoint: endpoint}, since)
+	n.status.Service, n.endpoint, n.streams = service, endpoint, 1
+	n.status.Expected, n.expectedSince = "v1", since
+	n.requested[resourcev3.ListenerType] = true
+	n.rejected[resourcev3.ListenerType] = "v1"
+	s.nodes[id] = n
+}
+
+// TestQuarantine_EndpointOfSeveralNodesIsOneCandidate: two drifted nodes
+// serving one endpoint (an old and a new pod of one address, or an Envoy
+// and a proxyless client in one pod), with another drifted endpoint
+// between them in time, make one candidate, which drifted when the
+// earliest of them did.
+func TestQuarantine_EndpointOfSeveralNodesIsOneCandidate(t *testing.T) {
+	t0 := time.Date(2027, 1, 15, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name    string
+		percent int // of ledger's 5 endpoints
+		want    ServiceQuarantine
+	}{
+		{"room for both", 40, ServiceQuarantine{Service: "ledger", Endpoints: 5, MaxQuarantined: 2,
+			Drifted:     []string{"10.0.0.1:9000", "10.0.0.2:9000"},
+			Quarantined: []string{"10.0.0.1:9000", "10.0.0.2:9000"}, Capped: []string{}}},
+		// 10.0.0.1 drifted first, through ledger-1a.
+		{"room for one", 20, ServiceQuarantine{Service: "ledger", Endpoints: 5, MaxQuarantined: 1,
+			Drifted:     []string{"10.0.0.1:9000", "10.0.0.2:9000"},
+			Quarantined: []string{"10.0.0.1:9000"}, Capped: []string{"10.0.0.2:9000"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(Options{DriftGrace: time.Hour})
+			s.mesh = quarantineMesh(tt.percent)
+			addDriftedNode(s, "ledger-1a", "ledger", "10.0.0.1:9000", t0)
+			addDriftedNode(s, "ledger-2", "ledger", "10.0.0.2:9000", t0.Add(time.Second))
+			addDriftedNode(s, "ledger-1b", "ledger", "10.0.0.1:9000", t0.Add(2*time.Second))
+			q := s.planQuarantineLocked(t0.Add(time.Minute))
+			if diff := cmp.Diff(q.services, []ServiceQuarantine{tt.want}); diff != "" {
+				t.Errorf("report (-got +want):\n%s", diff)
+			}
+			if len(q.drained) != len(tt.want.Quarantined) {
+				t.Errorf("drained %v, want %v of ledger", q.drained, tt.want.Quarantined)
+			}
+		})
+	}
+}
+
+// sharedAddressMesh is quarantineMesh(20) plus refunds, whose first
+// endpoint is ledger's (one process serves both): ledger may drain 1 of
+// its 5 endpoints, refunds none of its 2.
+func sharedAddressMesh() *ir.Mesh {
+	m := quarantineMesh(20)
+	m.Services = append(m.Services, &ir.Service{Name: "refunds", Namespace: "shop", Port: 9000,
+		Endpoints: []ir.Endpoint{{Host: "10.0.0.1", Port: 9000, Weight: 1}, {Host: "10.0.0.9", Port: 9000, Weight: 1}}})
+	return m
+}
+
+// drainedByService returns the DRAINING addresses of res's load
+// assignments by cluster name.
+func drainedByService(res *translate.Resources) map[string][]string {
+	out := map[string][]string{}
+	for _, r := range res.Endpoints {
+		cla := r.(*endpointv3.ClusterLoadAssignment)
+		for _, loc := range cla.GetEndpoints() {
+			for _, lb := range loc.GetLbEndpoints() {
+				if lb.GetHealthStatus() == corev3.HealthStatus_DRAINING {
+					out[cla.GetClusterName()] = append(out[cla.GetClusterName()], lbAddr(lb))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestQuarantine_SharedAddressIsDrainedOnlyInItsService: when two services
+// share an address, a drifted node of one drains it in that service's load
+// assignment only, within that service's cap; the other service's drifted
+// node on the address is capped (refunds may drain nothing) and reported
+// so, and its status says it is not quarantined.
+func TestQuarantine_SharedAddressIsDrainedOnlyInItsService(t *testing.T) {
+	translated := func(m *ir.Mesh, service string, flavor translate.Flavor) (*translate.Resources, error) {
+		return translate.Translate(m, service, flavor, translate.Options{})
+	}
+	tests := []struct {
+		name           string
+		render         RenderFunc
+		ledger, refund string // cluster names of the services' load assignments
+	}{
+		{"clusters named after services", endpointsOnly, "ledger", "refunds"},
+		{"translate's cluster names", translated, translate.ClusterOutbound("ledger"), translate.ClusterOutbound("refunds")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			now := time.Date(2027, 1, 15, 12, 0, 0, 0, time.UTC)
+			s := New(Options{DriftGrace: time.Hour, Render: tt.render, Now: func() time.Time { return now }})
+			m := sharedAddressMesh()
+			s.mesh = m
+			addDriftedNode(s, "ledger-1", "ledger", "10.0.0.1:9000", now)
+			addDriftedNode(s, "refunds-1", "refunds", "10.0.0.1:9000", now)
+			q := s.planQuarantineLocked(now)
+			s.quarantine.Store(q)
+
+			want := []ServiceQuarantine{
+				{Service: "ledger", Endpoints: 5, MaxQuarantined: 1, Drifted: []string{"10.0.0.1:9000"},
+					Quarantined: []string{"10.0.0.1:9000"}, Capped: []string{}},
+				{Service: "refunds", Endpoints: 2, MaxQuarantined: 0, Drifted: []string{"10.0.0.1:9000"},
+					Quarantined: []string{}, Capped: []string{"10.0.0.1:9000"}},
+			}
+			if diff := cmp.Diff(s.Quarantine(), want); diff != "" {
+				t.Errorf("report (-got +want):\n%s", diff)
+			}
+			// An undeclared caller sees every service's endpoints.
+			res, err := tt.render(m, "observer", translate.Envoy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := drainedByService(applyQuarantine(res, q.drained))
+			if diff := cmp.Diff(got, map[string][]string{tt.ledger: {"10.0.0.1:9000"}}); diff != "" {
+				t.Errorf("DRAINING endpoints by cluster (-got +want):\n%s", diff)
+			}
+			quarantined := map[string]bool{}
+			for _, n := range s.Nodes() {
+				quarantined[n.ID] = n.Quarantined
+			}
+			if diff := cmp.Diff(quarantined, map[string]bool{"ledger-1": true, "refunds-1": false}); diff != "" {
+				t.Errorf("NodeStatus.Quarantined (-got +want):\n%s", diff)
+			}
+		})
+	}
+}

@@ -141,22 +141,27 @@ func TestRenderInputs_Equal(t *testing.T) {
 	if !a.ok || !b.ok || !a.equal(&b) {
 		t.Fatalf("inputs of equal meshes: ok %v %v, equal %v", a.ok, b.ok, a.equal(&b))
 	}
-	// Quarantine states compare by the endpoints they drain: a new state
-	// draining the same ones (stored on every evaluation) is no change.
-	drain := func(eps ...string) renderInputs {
+	// Quarantine states compare by the endpoints they drain, service and
+	// address: a new state draining the same ones (stored on every
+	// evaluation) is no change.
+	drain := func(service string, eps ...string) renderInputs {
 		in := b
-		in.quarantine = &quarantineState{drained: map[string]bool{}}
+		in.quarantine = &quarantineState{drained: map[drainKey]bool{}}
 		for _, ep := range eps {
-			in.quarantine.drained[ep] = true
+			in.quarantine.drained[drainKey{service: service, endpoint: ep}] = true
 		}
 		return in
 	}
-	empty, one, oneAgain, two := drain(), drain("10.0.0.1:9000"), drain("10.0.0.1:9000"), drain("10.0.0.2:9000")
+	empty, one, oneAgain := drain("ledger"), drain("ledger", "10.0.0.1:9000"), drain("ledger", "10.0.0.1:9000")
+	two, otherService := drain("ledger", "10.0.0.2:9000"), drain("payments", "10.0.0.1:9000")
 	if !a.equal(&empty) {
 		t.Error("no quarantine and a quarantine draining nothing reported different")
 	}
 	if a.equal(&one) || one.equal(&two) {
 		t.Error("different drained endpoints reported equal")
+	}
+	if one.equal(&otherService) {
+		t.Error("one address drained in different services reported equal")
 	}
 	if !one.equal(&oneAgain) {
 		t.Error("two states draining the same endpoints reported different")

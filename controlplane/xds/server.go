@@ -311,7 +311,7 @@ func (s *Server) Nodes() []NodeStatus {
 	q := s.quarantine.Load()
 	for _, n := range s.nodes {
 		st := n.snapshot(s.now(), s.driftGrace)
-		st.Quarantined = q != nil && n.endpoint != "" && q.drained[n.endpoint]
+		st.Quarantined = n.endpoint != "" && q.drains(n.status.Service, n.endpoint)
 		out = append(out, st)
 	}
 	slices.SortFunc(out, func(a, b NodeStatus) int { return strings.Compare(a.ID, b.ID) })
