@@ -437,6 +437,7 @@ func (cp *ControlPlane) Manifests() []bundle.Manifest {
 func (cp *ControlPlane) manifest(n xds.NodeStatus, b *bundle.Bundle) bundle.Manifest {
 	m := bundle.Manifest{
 		Service: n.Service, Node: n.ID, SnapshotVersion: runningVersion(n), ConfigHash: n.Expected,
+		Connected: n.Connected, Drifted: n.Drifted,
 		SchemaRev: bundle.SchemaRev, IssuedAt: cp.now().UTC(),
 	}
 	m.Locality.Region, m.Locality.Zone, m.Locality.SubZone = n.Locality.Region, n.Locality.Zone, n.Locality.SubZone

@@ -184,9 +184,12 @@ func newManifestCmd(env Env, _ *globalFlags) *cobra.Command {
 		Long: `verify fetches the runtime manifests from the control plane and checks each
 signature against the given public keys (several keys during a rotation). A
 manifest that is unsigned or whose signature does not verify is reported and
-makes the command exit 1. A node whose manifest verifies but runs another
-snapshot than expected (snapshot_version ≠ config_hash) is reported as
-drifted, also with exit 1.`,
+makes the command exit 1. A node the control plane counts as drifted (it
+NACKed its expected snapshot, or has not acknowledged it within the drift
+grace while connected) is reported as DRIFTED, also with exit 1. A node
+still applying a change (connected, within the grace) is APPLYING, and a
+node that has disconnected (its manifest is kept for a while) is GONE;
+neither fails the command.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(keyFiles) == 0 {
@@ -204,6 +207,10 @@ drifted, also with exit 1.`,
 			if err != nil {
 				return err
 			}
+			if len(ms) == 0 {
+				fmt.Fprintln(env.Stdout, "no manifests: no node has connected to this control plane")
+				return nil
+			}
 			bad := 0
 			for _, m := range ms {
 				var verr error
@@ -216,9 +223,13 @@ drifted, also with exit 1.`,
 				case verr != nil:
 					bad++
 					fmt.Fprintf(env.Stdout, "BAD      %s: %v\n", m.Node, verr)
-				case m.SnapshotVersion != m.ConfigHash:
+				case m.Drifted:
 					bad++
 					fmt.Fprintf(env.Stdout, "DRIFTED  %s: runs %q, expected %q (signed by %s)\n", m.Node, m.SnapshotVersion, m.ConfigHash, m.SignedBy)
+				case !m.Connected:
+					fmt.Fprintf(env.Stdout, "GONE     %s: disconnected; last ran %q (signed by %s)\n", m.Node, m.SnapshotVersion, m.SignedBy)
+				case m.SnapshotVersion != m.ConfigHash:
+					fmt.Fprintf(env.Stdout, "APPLYING %s: runs %q, expected %q, within the drift grace (signed by %s)\n", m.Node, m.SnapshotVersion, m.ConfigHash, m.SignedBy)
 				default:
 					fmt.Fprintf(env.Stdout, "OK       %s: %s policy %s generation %d (signed by %s)\n", m.Node, m.ConfigHash, m.PolicyHash, m.Generation, m.SignedBy)
 				}
@@ -259,19 +270,32 @@ func printManifests(w io.Writer, ms []bundle.Manifest, format string) error {
 		return enc.Encode(ms)
 	case "text":
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NODE\tSERVICE\tREGION\tRUNNING\tEXPECTED\tPOLICY\tGEN\tSIGNED BY")
+		fmt.Fprintln(tw, "NODE\tSERVICE\tREGION\tSTATE\tRUNNING\tEXPECTED\tPOLICY\tGEN\tSIGNED BY")
 		for _, m := range ms {
 			signed := m.SignedBy
 			if signed == "" {
 				signed = "(unsigned)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", m.Node, m.Service, m.Locality.Region,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", m.Node, m.Service, m.Locality.Region, manifestState(&m),
 				orDash(m.SnapshotVersion), orDash(m.ConfigHash), orDash(m.PolicyHash), m.Generation, signed)
 		}
 		return tw.Flush()
 	default:
 		return fmt.Errorf("usage: --format must be text or json, got %q", format)
 	}
+}
+
+// manifestState names a manifest's node state as verify reports it.
+func manifestState(m *bundle.Manifest) string {
+	switch {
+	case m.Drifted:
+		return "drifted"
+	case !m.Connected:
+		return "gone"
+	case m.SnapshotVersion != m.ConfigHash:
+		return "applying"
+	}
+	return "ok"
 }
 
 func orDash(s string) string {

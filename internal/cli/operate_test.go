@@ -2,8 +2,12 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +19,7 @@ import (
 
 	"github.com/hopguard/hopguard/controlplane"
 	"github.com/hopguard/hopguard/controlplane/xds/xdstest"
+	"github.com/hopguard/hopguard/policy/bundle"
 	"github.com/hopguard/hopguard/policy/signing"
 )
 
@@ -81,13 +86,16 @@ func TestOperatorCommands(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		code, out, errOut = run(t, ctx, "manifest", "verify", "--verify-key", pubPath, "--admin", admin)
-		if code == ExitOK || time.Now().After(deadline) {
+		if strings.Contains(out, "OK       ledger-1") || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond) // the node's ACK may still be on its way
 	}
 	if code != ExitOK || !strings.Contains(out, "OK       ledger-1") {
 		t.Fatalf("manifest verify: %d\n%s%s", code, out, errOut)
+	}
+	if code, out, _ := run(t, ctx, "manifest", "get", "--admin", admin); code != ExitOK || !strings.Contains(out, "STATE") || !regexp.MustCompile(`ledger-1\s+ledger\s+eu-west-1\s+ok\s`).MatchString(out) {
+		t.Errorf("manifest get once acknowledged: %d\n%s", code, out)
 	}
 	_, otherPub, _, err := signing.WriteKeyPair(t.TempDir())
 	if err != nil {
@@ -137,5 +145,67 @@ func TestOperatorCommands(t *testing.T) {
 	}
 	if code, out, _ := run(t, ctx, "audit", "verify", tampered); code != ExitFindings || !strings.Contains(out, ":2:") {
 		t.Errorf("audit verify of an edited log: %d %s, want exit 1 naming line 2", code, out)
+	}
+}
+
+// TestManifestVerify_States: verify fails on a bad signature and on a node
+// the control plane counts as drifted, and reports without failing a node
+// still applying a change (within the drift grace) and one that has
+// disconnected.
+func TestManifestVerify_States(t *testing.T) {
+	privPath, pubPath, _, err := signing.WriteKeyPair(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := signing.LoadPrivateKey(privPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := func(node, running string, connected, drifted bool) bundle.Manifest {
+		m := bundle.Manifest{Service: "ledger", Node: node, SnapshotVersion: running, ConfigHash: "v2",
+			Connected: connected, Drifted: drifted, PolicyHash: "p", Generation: 7}
+		if err := m.Sign(key); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	var served []bundle.Manifest
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(served)
+	}))
+	defer srv.Close()
+	admin := srv.Listener.Addr().String()
+	verify := func() (int, string) {
+		code, out, _ := run(t, context.Background(), "manifest", "verify", "--verify-key", pubPath, "--admin", admin)
+		return code, out
+	}
+
+	served = []bundle.Manifest{
+		manifest("ok-1", "v2", true, false),
+		manifest("applying-1", "v1", true, false),
+		manifest("gone-1", "v1", false, false),
+	}
+	code, out := verify()
+	for _, want := range []string{"OK       ok-1", "APPLYING applying-1", "GONE     gone-1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify output lacks %q:\n%s", want, out)
+		}
+	}
+	if code != ExitOK {
+		t.Errorf("verify with nodes applying or gone: exit %d, want %d\n%s", code, ExitOK, out)
+	}
+
+	tampered := manifest("tampered-1", "v2", true, false)
+	tampered.ConfigHash = "v3"
+	served = append(served, manifest("drifted-1", "v1", true, true), tampered)
+	code, out = verify()
+	if code != ExitFindings || !strings.Contains(out, "DRIFTED  drifted-1") || !strings.Contains(out, "BAD      tampered-1") ||
+		!strings.Contains(out, "2 of 5 manifests failed") {
+		t.Errorf("verify with a drifted and a tampered manifest: exit %d\n%s", code, out)
+	}
+
+	served = []bundle.Manifest{}
+	if code, out = verify(); code != ExitOK || !strings.Contains(out, "no manifests") {
+		t.Errorf("verify with no nodes: exit %d %q, want %d and a note", code, out, ExitOK)
 	}
 }

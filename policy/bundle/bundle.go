@@ -287,6 +287,12 @@ type Manifest struct {
 	// ConfigHash is the hash of the resources rendered for the node: the
 	// version it should run.
 	ConfigHash string `json:"config_hash"`
+	// Connected is whether the node has an open xDS stream; Drifted is the
+	// control plane's verdict (it NACKed ConfigHash, or has not acknowledged
+	// it within the drift grace while connected). A connected node running
+	// another version and not drifted is still applying a change.
+	Connected bool `json:"connected"`
+	Drifted   bool `json:"drifted"`
 	// PolicyHash, Generation and ExpectedEnv describe the bundle in force.
 	PolicyHash  string `json:"policy_hash"`
 	Generation  uint64 `json:"generation"`
