@@ -291,8 +291,8 @@ type Manifest struct {
 	// control plane's verdict (it NACKed ConfigHash, or has not acknowledged
 	// it within the drift grace while connected). A connected node running
 	// another version and not drifted is still applying a change.
-	Connected bool `json:"connected"`
-	Drifted   bool `json:"drifted"`
+	Connected bool `json:"connected,omitempty"`
+	Drifted   bool `json:"drifted,omitempty"`
 	// PolicyHash, Generation and ExpectedEnv describe the bundle in force.
 	PolicyHash  string `json:"policy_hash"`
 	Generation  uint64 `json:"generation"`
