@@ -107,6 +107,15 @@ func TestRenderPrintsNodeResources(t *testing.T) {
 	if !strings.Contains(out, "api_listener") || !strings.Contains(out, "google_grpc") {
 		t.Errorf("proxyless render lacks api_listener or google_grpc:\n%s", out)
 	}
+	if strings.Contains(errOut, "note:") {
+		t.Errorf("render of a declared service printed a note: %s", errOut)
+	}
+	// A service the directory does not declare renders (an undeclared
+	// caller is valid) with a note, since it is most often a typo.
+	code, out, errOut = run(t, context.Background(), "render", "--config", exampleDir, "--service", "ordres")
+	if code != ExitOK || !strings.Contains(out, "listeners:") || !strings.Contains(errOut, `note: service "ordres" is not declared`) {
+		t.Errorf("render of an undeclared service: exit %d, stderr %q", code, errOut)
+	}
 }
 
 func freeAddr(t *testing.T) string {

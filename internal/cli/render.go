@@ -36,6 +36,11 @@ func newRenderCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if mesh.Service(service) == nil {
+				// Valid (a node of an undeclared service gets outbound
+				// config), but most often a typo.
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: service %q is not declared in %s: rendering what an undeclared node gets (outbound routes to every service, no inbound listener)\n", service, dir)
+			}
 			flavor := translate.Envoy
 			if proxyless {
 				flavor = translate.Proxyless
