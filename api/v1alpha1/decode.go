@@ -426,9 +426,14 @@ func (d *decoder) structValue(n *yaml.Node, v reflect.Value, path string) {
 
 // record remembers where path is written: the value for scalars, the key
 // (when there is one) for mappings and lists, whose value often starts on the
-// next line.
+// next line. A field written as null is absent, like an omitted one, and is
+// not recorded: validation tells a defaulted value from a written one by its
+// position. (A null list item is recorded: the item exists.)
 func (d *decoder) record(path string, val, key *yaml.Node) {
 	n := resolve(val)
+	if key != nil && n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return
+	}
 	if key != nil && n.Kind != yaml.ScalarNode {
 		n = key
 	}

@@ -69,7 +69,13 @@ func check(files []string, docs []decodedDoc, vs Violations) (*Config, Violation
 		return false
 	}
 	for _, d := range docs {
-		vs = append(vs, explicitZeros(d.obj, suppress)...)
+		zs := explicitZeros(d.obj, suppress)
+		vs = append(vs, zs...)
+		// A field written as 0 gets its default, a value nobody wrote:
+		// like a field that failed to decode, it must not feed other rules.
+		for _, z := range zs {
+			failed[d.pos] = append(failed[d.pos], z.Path)
+		}
 	}
 	SetDefaults(cfg)
 	vs = append(vs, validate(cfg, suppress)...)

@@ -32,7 +32,8 @@ type Pos struct {
 
 // Positions maps field paths of one document ("spec.retry.on[1]",
 // "metadata.name") to the position of their value in the source file. For a
-// mapping or list value the position is that of its key. See Lookup.
+// mapping or list value the position is that of its key. Fields written as
+// null are absent and have no entry. See Lookup.
 type Positions map[string]Pos
 
 // Duration is a Go/Envoy style duration string in YAML ("250ms", "2s", "24h").

@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"regexp"
@@ -18,6 +19,11 @@ import (
 // Warning set; the configuration is invalid when Violations.Errors is
 // non-empty. cfg is not modified. The rules are listed in
 // docs/yaml-reference.md.
+//
+// A message that quotes a value the document did not write (absent or null
+// in YAML, so SetDefaults filled it in) says so and names the default. The
+// Positions tell written from defaulted; fields of documents built in Go
+// (no Positions) count as written.
 //
 // Two rules are checked by Load rather than here because a defaulted Config
 // cannot express them: at most one MeshConfig, and fields that must not be
@@ -68,7 +74,8 @@ var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 var weekdays = []string{"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}
 
 // validator accumulates violations. suppress, when set, drops violations at
-// paths where decoding already failed (the value there is a placeholder).
+// paths where decoding already failed or a 0 was refused (the value there is
+// a placeholder, or a default nobody wrote).
 type validator struct {
 	vs       Violations
 	suppress func(doc Pos, path string) bool
@@ -78,6 +85,34 @@ type validator struct {
 type docRef struct {
 	pos       Pos
 	positions Positions
+}
+
+// defaulted reports whether the field at path was left out of the document
+// (absent, or written as null), so that its value came from SetDefaults.
+// Documents built in Go have no Positions: there is no telling, and their
+// fields count as written.
+func (d docRef) defaulted(path string) bool {
+	if d.positions == nil {
+		return false
+	}
+	_, written := d.positions[path]
+	return !written
+}
+
+// failed reports whether any of paths (or a parent) is suppressed: decoding
+// failed there or a 0 was refused, and the value is a placeholder or the
+// default that replaced it, so rules comparing it with other fields would
+// only add noise.
+func (v *validator) failed(d docRef, paths ...string) bool {
+	if v.suppress == nil {
+		return false
+	}
+	for _, p := range paths {
+		if v.suppress(d.pos, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *validator) report(d docRef, warning bool, path, format string, args ...any) {
@@ -107,23 +142,36 @@ func validate(cfg *Config, suppress func(Pos, string) bool) Violations {
 	v := &validator{suppress: suppress}
 	services := map[string]*Service{}
 	names := map[string]Pos{}
-	checkName := func(d docRef, kind string, m ObjectMeta) {
+	// checkName reports a name used twice in one namespace; false when it did.
+	checkName := func(d docRef, kind string, m ObjectMeta) bool {
 		key := kind + "/" + m.NamespaceOrDefault() + "/" + m.Name
 		if m.Name == "" {
-			return
+			return true
 		}
 		if first, dup := names[key]; dup {
 			v.errorf(d, "metadata.name", "duplicate %s %q in namespace %q (first at %s)", kind, m.Name, m.NamespaceOrDefault(), posString(first))
-			return
+			return false
 		}
 		names[key] = d.positions.Lookup("metadata.name", d.pos)
+		return true
 	}
+	// Service names are unique across namespaces too: the control plane
+	// matches a node to its Service, and names its clusters, by name alone
+	// (a node's xDS cluster is its Service's name).
+	serviceNames := map[string]*Service{}
 	for _, s := range cfg.Services {
 		if s == nil {
 			continue
 		}
 		d := docRef{s.Pos, s.Positions}
-		checkName(d, KindService, s.Metadata)
+		if checkName(d, KindService, s.Metadata) && s.Metadata.Name != "" {
+			if first := serviceNames[s.Metadata.Name]; first == nil {
+				serviceNames[s.Metadata.Name] = s
+			} else {
+				v.errorf(d, "metadata.name", "Service name %q is already used in namespace %q (first at %s); Service names must be unique across namespaces (nodes and xDS clusters identify a Service by name alone)",
+					s.Metadata.Name, first.Metadata.NamespaceOrDefault(), posString(first.Positions.Lookup("metadata.name", first.Pos)))
+			}
+		}
 		key := s.Metadata.NamespaceOrDefault() + "/" + s.Metadata.Name
 		if _, ok := services[key]; !ok {
 			services[key] = s
@@ -191,15 +239,27 @@ func (v *validator) service(d docRef, s *Service, services map[string]*Service) 
 	case len(sp.Endpoints) == 0 && sp.DNS == "":
 		v.errorf(d, "spec", "one of endpoints and dns is required")
 	}
+	addrs := map[string]int{}
 	for i, e := range sp.Endpoints {
 		p := fmt.Sprintf("spec.endpoints[%d]", i)
 		if msg := checkHostPort(e.Address, true); msg != "" {
 			v.errorf(d, p+".address", "invalid address %q: %s", e.Address, msg)
+		} else if key := canonicalAddr(e.Address); key != "" {
+			// One address twice in a load assignment is NACKed by grpc-go
+			// ("duplicate endpoint with the same address").
+			if first, dup := addrs[key]; dup {
+				v.errorf(d, p+".address", "duplicate endpoint %q (first at spec.endpoints[%d])", e.Address, first)
+			} else {
+				addrs[key] = i
+			}
 		}
 		if e.Weight < 1 {
 			v.errorf(d, p+".weight", "must be at least 1, got %d", e.Weight)
+		} else if uint64(e.Weight) > maxWeight {
+			v.errorf(d, p+".weight", "must be at most %d, got %d", uint64(maxWeight), e.Weight)
 		}
 	}
+	v.weightSums(d, sp.Endpoints)
 	if sp.DNS != "" {
 		if msg := checkHostPort(sp.DNS, false); msg != "" {
 			v.errorf(d, "spec.dns", "invalid dns %q: %s", sp.DNS, msg)
@@ -221,6 +281,81 @@ func (v *validator) service(d docRef, s *Service, services map[string]*Service) 
 			v.errorf(d, p, "unknown service %q in namespace %q", dep, ns)
 		}
 	}
+}
+
+// canonicalAddr returns host:port with an IP host in its canonical form
+// (so 10.0.0.1 and ::ffff:10.0.0.1, or two spellings of one IPv6 address,
+// compare equal), "" when addr does not split.
+func canonicalAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.Unmap().String()
+	}
+	return net.JoinHostPort(strings.ToLower(host), port)
+}
+
+// maxWeight bounds an endpoint's weight and the sums data planes compute
+// from weights: they are uint32 in xDS.
+const maxWeight = math.MaxUint32
+
+// weightSums checks the weight sums of a service's endpoints the way the
+// translator groups them (controlplane/translate/endpoints.go): endpoints
+// with the same region, zone and subZone form a locality weighted by the sum
+// of their weights, and every locality has priority 0. Envoy and grpc-go
+// reject (NACK) the endpoints when the weights of one locality, or the
+// weights of the localities of one priority, add up to more than maxWeight.
+// A violation points at the endpoint where the sum, in the order written,
+// passes the limit. Weights out of range are left out (already reported).
+func (v *validator) weightSums(d docRef, eps []Endpoint) {
+	valid := func(e Endpoint) bool { return e.Weight >= 1 && uint64(e.Weight) <= maxWeight }
+	locTotal := map[Locality]uint64{}
+	var total uint64
+	for _, e := range eps {
+		if valid(e) {
+			locTotal[e.Locality] += uint64(e.Weight)
+			total += uint64(e.Weight)
+		}
+	}
+	if total <= maxWeight {
+		return
+	}
+	locSum := map[Locality]uint64{}
+	var sum uint64
+	for i, e := range eps {
+		if !valid(e) {
+			continue
+		}
+		w := uint64(e.Weight)
+		p := fmt.Sprintf("spec.endpoints[%d].weight", i)
+		before := locSum[e.Locality]
+		locSum[e.Locality] += w
+		sum += w
+		switch {
+		case before <= maxWeight && before+w > maxWeight:
+			v.errorf(d, p, "the weights of the endpoints in %s add up to %d, more than %d: Envoy and grpc-go would reject the endpoints (the sum passes the limit at this endpoint)",
+				describeLocality(e.Locality), locTotal[e.Locality], uint64(maxWeight))
+		case sum-w <= maxWeight && sum > maxWeight:
+			v.errorf(d, p, "the weights of all endpoints add up to %d, more than %d: Envoy and grpc-go would reject the endpoints, as each locality weighs the sum of its endpoints' weights and all localities share one priority (the sum passes the limit at this endpoint)",
+				total, uint64(maxWeight))
+		}
+	}
+}
+
+// describeLocality names a locality in messages.
+func describeLocality(l Locality) string {
+	var parts []string
+	for _, f := range []struct{ name, value string }{{"region", l.Region}, {"zone", l.Zone}, {"subZone", l.SubZone}} {
+		if f.value != "" {
+			parts = append(parts, fmt.Sprintf("%s %q", f.name, f.value))
+		}
+	}
+	if len(parts) == 0 {
+		return "the locality without region, zone and subZone"
+	}
+	return "locality " + strings.Join(parts, ", ")
 }
 
 // checkHostPort returns why s is not host:port ("" when it is). With ipOnly
@@ -272,7 +407,7 @@ func (v *validator) routeBudget(d docRef, rb *RouteBudget, services map[string]*
 	}
 	grpcService := svc == nil || svc.Spec.Protocol != ProtocolHTTP
 	v.match(d, rb, svc, matches)
-	v.deadline(d, sp.Deadline)
+	v.deadline(d, sp)
 	v.retry(d, sp, grpcService)
 	v.idempotency(d, sp)
 	if sp.Mode != ModeEnforce && sp.Mode != ModeDryRun {
@@ -349,15 +484,102 @@ func methodsOverlap(a, b []string) bool {
 	return false
 }
 
-func (v *validator) deadline(d docRef, dl Deadline) {
+// quoted prepares a message comparing fields of a route budget (paths below
+// spec, e.g. "deadline.max"). skip is true when one of them, or a field the
+// default of one derives from, failed to decode or was a refused 0 (see
+// failed): the comparison would be about a placeholder. note explains every quoted value that the user did
+// not write but that SetDefaults filled in ("; deadline.default is not set
+// and defaults to 1s"), empty when all were written.
+func (v *validator) quoted(d docRef, sp RouteBudgetSpec, fields ...string) (note string, skip bool) {
+	var notes []string
+	for _, f := range fields {
+		deps := []string{"spec." + f}
+		switch f {
+		case "deadline.max":
+			deps = append(deps, "spec.deadline.default")
+		case "retry.backoff.max":
+			deps = append(deps, "spec.retry.backoff.base")
+		}
+		if !d.defaulted("spec." + f) {
+			deps = deps[:1] // its value is its own
+		}
+		if v.failed(d, deps...) {
+			return "", true
+		}
+		if d.defaulted("spec." + f) {
+			notes = append(notes, defaultNote(d, sp, f))
+		}
+	}
+	if len(notes) == 0 {
+		return "", false
+	}
+	return "; " + strings.Join(notes, "; "), false
+}
+
+// defaultNote says which default field f (a path below spec) got; see
+// quoted and SetDefaults.
+func defaultNote(d docRef, sp RouteBudgetSpec, f string) string {
+	r := sp.Retry
+	switch f {
+	case "deadline.max":
+		if d.defaulted("spec.deadline.default") {
+			return fmt.Sprintf("deadline.max and deadline.default are not set and default to %s", sp.Deadline.Max)
+		}
+		return fmt.Sprintf("deadline.max is not set and defaults to deadline.default = %s", sp.Deadline.Max)
+	case "retry.backoff.max":
+		rule := "10 × retry.backoff.base"
+		if r.Backoff.Max == r.Backoff.Base {
+			rule = "retry.backoff.base" // 10 × base would overflow
+		}
+		if d.defaulted("spec.retry.backoff.base") {
+			return fmt.Sprintf("retry.backoff.max is not set and defaults to %s = %s (retry.backoff.base is not set and defaults to %s)", rule, r.Backoff.Max, r.Backoff.Base)
+		}
+		return fmt.Sprintf("retry.backoff.max is not set and defaults to %s = %s", rule, r.Backoff.Max)
+	case "retry.attempts":
+		return fmt.Sprintf("retry.attempts is not set and defaults to %d", r.Attempts)
+	case "sideEffects":
+		return "sideEffects is not set and defaults to true for " + sideEffectsReason(sp.Match)
+	}
+	var value fmt.Stringer
+	switch f {
+	case "deadline.default":
+		value = sp.Deadline.Default
+	case "deadline.minRemaining":
+		value = sp.Deadline.MinRemaining
+	case "retry.backoff.base":
+		value = r.Backoff.Base
+	default:
+		return f + " is not set and has its default value"
+	}
+	return fmt.Sprintf("%s is not set and defaults to %s", f, value)
+}
+
+// sideEffectsReason says why defaultSideEffects is true for m.
+func sideEffectsReason(m Match) string {
+	switch {
+	case m.GRPCMethod != "":
+		return "grpcMethod matches"
+	case len(m.Methods) == 0:
+		return "matches of any HTTP method"
+	default:
+		return "matches that allow POST or PATCH"
+	}
+}
+
+func (v *validator) deadline(d docRef, sp RouteBudgetSpec) {
+	dl := sp.Deadline
 	if dl.Default <= 0 {
 		v.errorf(d, "spec.deadline.default", "must be greater than 0")
 	}
 	if dl.Max < dl.Default {
-		v.errorf(d, "spec.deadline.max", "max (%s) must be at least default (%s)", dl.Max, dl.Default)
+		if note, skip := v.quoted(d, sp, "deadline.max", "deadline.default"); !skip {
+			v.errorf(d, "spec.deadline.max", "max (%s) must be at least default (%s)%s", dl.Max, dl.Default, note)
+		}
 	}
 	if dl.MinRemaining < 0 || dl.MinRemaining >= dl.Default {
-		v.errorf(d, "spec.deadline.minRemaining", "minRemaining (%s) must be less than default (%s)", dl.MinRemaining, dl.Default)
+		if note, skip := v.quoted(d, sp, "deadline.minRemaining", "deadline.default"); !skip {
+			v.errorf(d, "spec.deadline.minRemaining", "minRemaining (%s) must be less than default (%s)%s", dl.MinRemaining, dl.Default, note)
+		}
 	}
 }
 
@@ -371,7 +593,7 @@ func (v *validator) retry(d docRef, sp RouteBudgetSpec, grpcService bool) {
 	switch {
 	case r.Attempts < 1 || r.Attempts > 10:
 		v.errorf(d, "spec.retry.attempts", "must be between 1 and 10, got %d", r.Attempts)
-	case r.Attempts > 1 && r.Authority == AuthorityNone:
+	case r.Attempts > 1 && r.Authority == AuthorityNone && !d.defaulted("spec.retry.attempts"):
 		v.warnf(d, "spec.retry.attempts", "attempts %d has no effect with authority none (nobody retries)", r.Attempts)
 	case r.Attempts > 5:
 		v.warnf(d, "spec.retry.attempts", "%d attempts multiply load %d-fold under failure; 5 or fewer is advised", r.Attempts, r.Attempts)
@@ -398,7 +620,9 @@ func (v *validator) retry(d docRef, sp RouteBudgetSpec, grpcService bool) {
 		v.errorf(d, "spec.retry.backoff.base", "must be greater than 0")
 	}
 	if b.Max < b.Base {
-		v.errorf(d, "spec.retry.backoff.max", "max (%s) must be at least base (%s)", b.Max, b.Base)
+		if note, skip := v.quoted(d, sp, "retry.backoff.max", "retry.backoff.base"); !skip {
+			v.errorf(d, "spec.retry.backoff.max", "max (%s) must be at least base (%s)%s", b.Max, b.Base, note)
+		}
 	}
 	if r.Budget.Ratio != nil && (*r.Budget.Ratio < 0 || *r.Budget.Ratio > 1) {
 		v.errorf(d, "spec.retry.budget.ratio", "must be between 0 and 1, got %g", *r.Budget.Ratio)
@@ -411,17 +635,24 @@ func (v *validator) retry(d docRef, sp RouteBudgetSpec, grpcService bool) {
 	case r.PerTryTimeout < 0:
 		v.errorf(d, "spec.retry.perTryTimeout", "must not be negative")
 	case r.PerTryTimeout > maxDL:
-		v.errorf(d, "spec.retry.perTryTimeout", "perTryTimeout (%s) exceeds deadline.max (%s)", r.PerTryTimeout, maxDL)
+		if note, skip := v.quoted(d, sp, "deadline.max"); !skip {
+			v.errorf(d, "spec.retry.perTryTimeout", "perTryTimeout (%s) exceeds deadline.max (%s)%s", r.PerTryTimeout, maxDL, note)
+		}
 	case r.PerTryTimeout > 0 && r.Attempts > 1 && r.Attempts <= 10 && r.Authority != AuthorityNone:
 		n := time.Duration(r.Attempts)
 		worst := r.PerTryTimeout.D()*n + b.Max.D()*(n-1)
-		if worst > maxDL.D() {
-			v.errorf(d, "spec.retry.perTryTimeout", "worst case perTryTimeout × attempts + backoff.max × (attempts-1) = %s × %d + %s × %d = %s exceeds deadline.max (%s)",
-				r.PerTryTimeout, r.Attempts, b.Max, r.Attempts-1, worst, maxDL)
+		if worst <= maxDL.D() {
+			break
+		}
+		if note, skip := v.quoted(d, sp, "retry.attempts", "retry.backoff.max", "deadline.max"); !skip {
+			v.errorf(d, "spec.retry.perTryTimeout", "worst case perTryTimeout × attempts + backoff.max × (attempts-1) = %s × %d + %s × %d = %s exceeds deadline.max (%s)%s",
+				r.PerTryTimeout, r.Attempts, b.Max, r.Attempts-1, worst, maxDL, note)
 		}
 	}
 	if !r.MinRemaining.Auto && r.MinRemaining.Value >= maxDL {
-		v.errorf(d, "spec.retry.minRemaining", "minRemaining (%s) must be less than deadline.max (%s)", r.MinRemaining.Value, maxDL)
+		if note, skip := v.quoted(d, sp, "deadline.max"); !skip {
+			v.errorf(d, "spec.retry.minRemaining", "minRemaining (%s) must be less than deadline.max (%s)%s", r.MinRemaining.Value, maxDL, note)
+		}
 	}
 }
 

@@ -64,6 +64,8 @@ func (v *validator) idempotency(d docRef, sp RouteBudgetSpec) {
 	}
 	r := sp.Retry
 	if sp.SideEffects != nil && *sp.SideEffects && r.Attempts > 1 && r.Authority != AuthorityNone && id.Require == RequireNever {
-		v.errorf(d, "spec.idempotency.require", "a route with side effects and retries (attempts %d) must require an idempotency key (always or retries), or set sideEffects: false or attempts: 1", r.Attempts)
+		if note, skip := v.quoted(d, sp, "sideEffects", "retry.attempts"); !skip {
+			v.errorf(d, "spec.idempotency.require", "a route with side effects and retries (attempts %d) must require an idempotency key (always or retries), or set sideEffects: false or attempts: 1%s", r.Attempts, note)
+		}
 	}
 }

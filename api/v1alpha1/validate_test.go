@@ -69,6 +69,34 @@ spec:
 `,
 		},
 		{
+			name: "weights up to the uint32 limit, nulls and defaults",
+			in: `apiVersion: hopguard.dev/v1alpha1
+kind: Service
+metadata: {name: w, namespace: other}
+spec:
+  port: 80
+  endpoints:
+    - {address: 10.0.0.1:80, locality: {zone: a}, weight: 4294967294}
+    - {address: 10.0.0.2:80, locality: {zone: b}}
+---
+apiVersion: hopguard.dev/v1alpha1
+kind: RouteBudget
+metadata: {name: r, namespace: other}
+spec:
+  service: w
+  match: {grpcMethod: a.B/C}
+  deadline: {default: ~, max: 3s}
+  retry: {authority: none}
+---
+apiVersion: hopguard.dev/v1alpha1
+kind: RouteBudget
+metadata: {name: r}
+spec:
+  service: s
+  match: {grpcMethod: a.B/C}
+`,
+		},
+		{
 			name: "warnings keep the config valid",
 			in: `apiVersion: hopguard.dev/v1alpha1
 kind: RouteBudget
@@ -158,6 +186,116 @@ spec:
 			},
 		},
 		{
+			name: "an address twice in one service",
+			in: svc + `metadata: {name: a}
+spec:
+  port: 80
+  endpoints:
+    - {address: 10.0.0.1:80}
+    - {address: "[::1]:80"}
+    - {address: 10.0.0.1:81}
+    - {address: "[::ffff:10.0.0.1]:80"}
+    - {address: "[0:0::1]:80", locality: {zone: b}}
+`,
+			want: []string{
+				`f.yaml:10:17: spec.endpoints[3].address: duplicate endpoint "[::ffff:10.0.0.1]:80" (first at spec.endpoints[0])`,
+				`f.yaml:11:17: spec.endpoints[4].address: duplicate endpoint "[0:0::1]:80" (first at spec.endpoints[1])`,
+			},
+		},
+		{
+			name: "endpoint weights and their sums fit in uint32",
+			in: svc + `metadata: {name: one-locality}
+spec:
+  port: 80
+  endpoints:
+    - {address: 10.0.0.1:80, weight: 3000000000}
+    - {address: 10.0.0.2:80, locality: {zone: b}}
+    - {address: 10.0.0.3:80, weight: 3000000000}
+---
+` + svc + `metadata: {name: localities}
+spec:
+  port: 80
+  endpoints:
+    - {address: 10.0.0.1:80, locality: {region: eu, zone: a}, weight: 3000000000}
+    - {address: 10.0.0.2:80, locality: {region: eu, zone: b}, weight: 1294967295}
+    - {address: 10.0.0.3:80, locality: {region: eu, zone: b}}
+---
+` + svc + `metadata: {name: defaulted-weight}
+spec:
+  port: 80
+  endpoints:
+    - {address: 10.0.0.1:80, weight: 4294967295}
+    - {address: 10.0.0.2:80}
+---
+` + svc + `metadata: {name: too-heavy}
+spec:
+  port: 80
+  endpoints:
+    - {address: 10.0.0.1:80, weight: 4294967296}
+    - {address: 10.0.0.2:80, locality: {subZone: r1}, weight: 4294967295}
+`,
+			want: []string{
+				`f.yaml:9:38: spec.endpoints[2].weight: the weights of the endpoints in the locality without region, zone and subZone add up to 6000000000, more than 4294967295: Envoy and grpc-go would reject the endpoints (the sum passes the limit at this endpoint)`,
+				`f.yaml:19:7: spec.endpoints[2].weight: the weights of all endpoints add up to 4294967296, more than 4294967295: Envoy and grpc-go would reject the endpoints, as each locality weighs the sum of its endpoints' weights and all localities share one priority (the sum passes the limit at this endpoint)`,
+				`f.yaml:28:7: spec.endpoints[1].weight: the weights of the endpoints in the locality without region, zone and subZone add up to 4294967296, more than 4294967295: Envoy and grpc-go would reject the endpoints (the sum passes the limit at this endpoint)`,
+				`f.yaml:36:38: spec.endpoints[0].weight: must be at most 4294967295, got 4294967296`,
+			},
+		},
+		{
+			name: "service names are unique across namespaces",
+			in: svc + "metadata: {name: s, namespace: shop}\nspec: {port: 1, dns: a:1}\n---\n" +
+				svc + "metadata: {name: h, namespace: shop}\nspec: {port: 1, dns: a:1}\n---\n" +
+				svc + "metadata: {name: h, namespace: shop}\nspec: {port: 1, dns: a:1}\n",
+			want: []string{
+				`f.yaml:3:18: metadata.name: Service name "s" is already used in namespace "default" (first at base.yaml:3:18); Service names must be unique across namespaces (nodes and xDS clusters identify a Service by name alone)`,
+				`f.yaml:8:18: metadata.name: Service name "h" is already used in namespace "default" (first at base.yaml:8:18); Service names must be unique across namespaces (nodes and xDS clusters identify a Service by name alone)`,
+				`f.yaml:13:18: metadata.name: duplicate Service "h" in namespace "shop" (first at f.yaml:8:18)`,
+			},
+		},
+		{
+			name: "values nobody wrote are named as defaults",
+			in: rb + `metadata: {name: r1}
+spec:
+  service: s
+  match: {grpcMethod: a.B/C}
+  deadline: {max: 300ms}
+---
+` + rb + `metadata: {name: r2}
+spec:
+  service: s
+  match: {grpcMethod: a.B/D}
+  deadline: {default: ~, max: 2s, minRemaining: 1s}
+  retry: {perTryTimeout: 900ms, backoff: {base: 100ms}}
+---
+` + rb + `metadata: {name: r3}
+spec:
+  service: s
+  match: {grpcMethod: a.B/E}
+  deadline: {default: 2ms}
+  retry: {attempts: 3, perTryTimeout: 1ms, backoff: {max: 10ms}, minRemaining: 2ms}
+  idempotency: {require: never}
+---
+` + rb + `metadata: {name: r4}
+spec:
+  service: h
+  match: {path: /a, methods: [GET, POST]}
+  retry: {perTryTimeout: 200ms, minRemaining: 1s}
+  idempotency: {require: never}
+`,
+			want: []string{
+				`f.yaml:7:19: spec.deadline.max: max (300ms) must be at least default (1s); deadline.default is not set and defaults to 1s`,
+				`f.yaml:15:49: spec.deadline.minRemaining: minRemaining (1s) must be less than default (1s); deadline.default is not set and defaults to 1s`,
+				`f.yaml:16:26: spec.retry.perTryTimeout: worst case perTryTimeout × attempts + backoff.max × (attempts-1) = 900ms × 2 + 1s × 1 = 2.8s exceeds deadline.max (2s); retry.attempts is not set and defaults to 2; retry.backoff.max is not set and defaults to 10 × retry.backoff.base = 1s`,
+				`f.yaml:24:3: spec.deadline.minRemaining: minRemaining (5ms) must be less than default (2ms); deadline.minRemaining is not set and defaults to 5ms`,
+				`f.yaml:25:39: spec.retry.perTryTimeout: worst case perTryTimeout × attempts + backoff.max × (attempts-1) = 1ms × 3 + 10ms × 2 = 23ms exceeds deadline.max (2ms); deadline.max is not set and defaults to deadline.default = 2ms`,
+				`f.yaml:25:59: spec.retry.backoff.max: max (10ms) must be at least base (25ms); retry.backoff.base is not set and defaults to 25ms`,
+				`f.yaml:25:80: spec.retry.minRemaining: minRemaining (2ms) must be less than deadline.max (2ms); deadline.max is not set and defaults to deadline.default = 2ms`,
+				`f.yaml:26:26: spec.idempotency.require: a route with side effects and retries (attempts 3) must require an idempotency key (always or retries), or set sideEffects: false or attempts: 1; sideEffects is not set and defaults to true for grpcMethod matches`,
+				`f.yaml:34:47: spec.retry.minRemaining: minRemaining (1s) must be less than deadline.max (1s); deadline.max and deadline.default are not set and default to 1s`,
+				`f.yaml:35:26: spec.idempotency.require: a route with side effects and retries (attempts 2) must require an idempotency key (always or retries), or set sideEffects: false or attempts: 1; sideEffects is not set and defaults to true for matches that allow POST or PATCH; retry.attempts is not set and defaults to 2`,
+			},
+		},
+		{
 			name: "match rules",
 			in: rb + "metadata: {name: r1}\nspec: {service: h, match: {grpcMethod: a.B/C, methods: [GET]}}\n---\n" +
 				rb + "metadata: {name: r2}\nspec: {service: s, match: {grpcMethod: not-a-method}}\n---\n" +
@@ -230,8 +368,8 @@ spec:
 				`f.yaml:13:21: spec.retry.budget.ratio: must be between 0 and 1, got 1.5`,
 				`f.yaml:13:40: spec.retry.budget.minPerSecond: must not be negative, got -1`,
 				`f.yaml:14:19: spec.retry.minRemaining: minRemaining (1s) must be less than deadline.max (1s)`,
-				`f.yaml:23:39: spec.retry.perTryTimeout: worst case perTryTimeout × attempts + backoff.max × (attempts-1) = 400ms × 3 + 200ms × 2 = 1.6s exceeds deadline.max (1s)`,
-				`f.yaml:31:26: spec.retry.perTryTimeout: perTryTimeout (2s) exceeds deadline.max (1s)`,
+				`f.yaml:23:39: spec.retry.perTryTimeout: worst case perTryTimeout × attempts + backoff.max × (attempts-1) = 400ms × 3 + 200ms × 2 = 1.6s exceeds deadline.max (1s); deadline.max is not set and defaults to deadline.default = 1s`,
+				`f.yaml:31:26: spec.retry.perTryTimeout: perTryTimeout (2s) exceeds deadline.max (1s); deadline.max and deadline.default are not set and default to 1s`,
 				`f.yaml:31:40: spec.retry.attempts: must be at least 1 (1 means no retries)`,
 			},
 		},
@@ -259,7 +397,7 @@ spec:
   idempotency: {require: sometimes, onStoreFailure: half}
 `,
 			want: []string{
-				`f.yaml:8:26: spec.idempotency.require: a route with side effects and retries (attempts 3) must require an idempotency key (always or retries), or set sideEffects: false or attempts: 1`,
+				`f.yaml:8:26: spec.idempotency.require: a route with side effects and retries (attempts 3) must require an idempotency key (always or retries), or set sideEffects: false or attempts: 1; sideEffects is not set and defaults to true for grpcMethod matches`,
 				`f.yaml:8:41: spec.idempotency.header: invalid header name "Bad Header" (want an HTTP token)`,
 				`f.yaml:8:68: spec.idempotency.onDuplicate: unknown value "ignore" (want reject or replay)`,
 				`f.yaml:8:81: spec.idempotency.ttl: must be greater than 0 (omit the field for the default)`,
@@ -333,6 +471,25 @@ metadata: {name: second}
 				`f.yaml:11:22: spec.extProc.address: invalid address "localhost": want host:port`,
 				`f.yaml:11:42: spec.extProc.timeout: must be greater than 0 (omit the field for the default)`,
 				`f.yaml:13:1: kind: at most one MeshConfig is allowed (first at f.yaml:1:1)`,
+			},
+		},
+		{
+			name: "refused values do not feed other rules",
+			in: rb + `metadata: {name: r1}
+spec:
+  service: s
+  match: {grpcMethod: a.B/C}
+  deadline: {default: soon, max: 300ms}
+---
+` + rb + `metadata: {name: r2}
+spec:
+  service: s
+  match: {grpcMethod: a.B/D}
+  retry: {attempts: 0, perTryTimeout: 400ms}
+`,
+			want: []string{
+				`f.yaml:7:23: spec.deadline.default: invalid duration "soon" (use Go syntax such as 250ms, 2s or 1h30m)`,
+				`f.yaml:15:21: spec.retry.attempts: must be at least 1 (1 means no retries)`,
 			},
 		},
 		{
