@@ -129,8 +129,8 @@ func (cp *ControlPlane) record(r audit.Record) error {
 }
 
 // distributeLocked serves l with the current overrides: xDS to every node,
-// then, when the policies or the overrides changed, a new signed bundle
-// to subscribers and OnApply. The audit log gets a record when what is
+// then, when the policies changed or an operator acted (kind other than
+// KindChange), a new signed bundle to subscribers and OnApply. The audit log gets a record when what is
 // served changed (its policies, its configuration version, or the
 // overrides), or when an operator acted (kind other than KindChange).
 // pinnedTo is recorded on pin records. Callers hold reloadMu.
@@ -146,7 +146,10 @@ func (cp *ControlPlane) distributeLocked(l *loaded, sources []audit.Source, kind
 	prev := cp.dist.bundle
 	rec := &cp.dist.recorded
 	b := prev
-	changed := prev == nil || prev.PolicyHash != hash || prev.Environment != env
+	// An operator's override is always distributed under a new generation,
+	// even when it changes no policy: filters that meanwhile took a newer
+	// generation from another replica accept only a newer one.
+	changed := prev == nil || prev.PolicyHash != hash || prev.Environment != env || kind != audit.KindChange
 	if changed {
 		var last uint64
 		if prev != nil {
@@ -381,24 +384,25 @@ func (cp *ControlPlane) Unpin(reason string) (uint64, error) {
 
 // Freeze turns the freeze on or off: while frozen, filters refuse side
 // effects on every route not marked critical (reason frozen). The switch
-// is distributed as a new bundle generation, recorded and counted.
+// is distributed as a new bundle generation, recorded and counted, also
+// when this control plane is already in that state: a filter that took a
+// freeze from another replica holds a higher generation than this one's
+// bundle, and only a newer generation reaches it.
 func (cp *ControlPlane) Freeze(on bool, reason string) (uint64, error) {
 	cp.reloadMu.Lock()
 	defer cp.reloadMu.Unlock()
 	if cp.dist.served == nil {
 		return 0, errors.New("controlplane: nothing served yet")
 	}
-	if cp.dist.frozen == on {
-		return cp.dist.bundle.Generation, nil
-	}
 	kind, override := audit.KindFreeze, metrics.OverrideFreeze
 	if !on {
 		kind, override = audit.KindUnfreeze, metrics.OverrideUnfreeze
 	}
+	was := cp.dist.frozen
 	cp.dist.frozen = on
 	b, err := cp.distributeLocked(cp.dist.served, cp.dist.servedSources, kind, reason)
 	if err != nil {
-		cp.dist.frozen = !on
+		cp.dist.frozen = was
 		return 0, err
 	}
 	cp.metrics.ManualOverrides.WithLabelValues(override).Inc()
