@@ -252,7 +252,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		cp.xds.Close()
 		return nil, errors.Join(fmt.Errorf("controlplane: admin listener: %w", err), cp.xdsLis.Close(), w.Close(), cp.closeAudit())
 	}
-	cp.grpc = grpc.NewServer()
+	cp.grpc = grpc.NewServer(grpc.KeepaliveEnforcementPolicy(bundles.ServerEnforcement), grpc.KeepaliveParams(bundles.ServerKeepalive))
 	cp.xds.Register(cp.grpc)
 	cp.publisher.Register(cp.grpc)
 	cp.http = &http.Server{Handler: admin.Handler(cp), ReadHeaderTimeout: 10 * time.Second}

@@ -94,7 +94,17 @@ func Render(opts Options) (*bootstrapv3.Bootstrap, error) {
 
 	http2, err := anypb.New(&httpv3.HttpProtocolOptions{
 		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
-			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{
+				// An ADS stream is silent while nothing changes: HTTP/2 pings
+				// notice a control plane that hangs, or a flow a middlebox
+				// dropped, in 40 s rather than at the kernel's TCP keepalive
+				// (hours), and Envoy reconnects. The control plane allows
+				// pings every 10 s.
+				ConnectionKeepalive: &corev3.KeepaliveSettings{
+					Interval: durationpb.New(30 * time.Second),
+					Timeout:  durationpb.New(10 * time.Second),
+				},
+			}},
 		}},
 	})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -69,8 +70,8 @@ func TestRender_Success(t *testing.T) {
 			}
 			var opts httpv3.HttpProtocolOptions
 			if err := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].UnmarshalTo(&opts); err != nil ||
-				opts.GetExplicitHttpConfig().GetHttp2ProtocolOptions() == nil {
-				t.Errorf("xds cluster must speak HTTP/2 (explicit http2 options): %v %v", err, &opts)
+				opts.GetExplicitHttpConfig().GetHttp2ProtocolOptions().GetConnectionKeepalive().GetInterval().AsDuration() != 30*time.Second {
+				t.Errorf("xds cluster must speak HTTP/2 (explicit http2 options) with keepalive pings every 30 s: %v %v", err, &opts)
 			}
 			ads := b.GetDynamicResources().GetAdsConfig()
 			if ads.GetApiType() != corev3.ApiConfigSource_GRPC || ads.GetTransportApiVersion() != corev3.ApiVersion_V3 ||

@@ -15,10 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -44,6 +46,19 @@ type Publisher struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 }
+
+// Keepalive settings of the connections that carry subscriptions (and
+// xDS, on the same gRPC port). A subscription stays silent while no bundle
+// changes, so without pings a control plane that hangs, or a connection a
+// middlebox dropped, would go unnoticed until the kernel's TCP keepalive,
+// hours later. Subscribers ping after ClientKeepalive.Time of silence and
+// give up after Timeout more; the server allows pings that often
+// (ServerEnforcement) and pings idle clients itself (ServerKeepalive).
+var (
+	ClientKeepalive   = keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}
+	ServerEnforcement = keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}
+	ServerKeepalive   = keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}
+)
 
 // ErrClosed ends the Watch streams of a closed Publisher, as gRPC status
 // UNAVAILABLE with this message: subscribers reconnect, to another

@@ -46,7 +46,8 @@ func (c *controlPlane) start() {
 		c.t.Fatal(err)
 	}
 	c.addr = lis.Addr().String()
-	c.g = grpc.NewServer()
+	// The control plane's own keepalive settings.
+	c.g = grpc.NewServer(grpc.KeepaliveEnforcementPolicy(bundles.ServerEnforcement), grpc.KeepaliveParams(bundles.ServerKeepalive))
 	c.pub.Register(c.g)
 	c.done = make(chan struct{})
 	go func() { defer close(c.done); _ = c.g.Serve(lis) }()

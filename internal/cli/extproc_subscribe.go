@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/hopguard/hopguard/controlplane/bundles"
 	"github.com/hopguard/hopguard/filters/engine"
 	"github.com/hopguard/hopguard/filters/subscribe"
 	"github.com/hopguard/hopguard/policy/bundle"
@@ -93,7 +94,8 @@ func openSubscription(ctx context.Context, f *subscriptionFlags, eng *engine.Eng
 	if err != nil {
 		return nil, err
 	}
-	conn, err := grpc.NewClient(f.controlPlane, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(f.controlPlane, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithKeepaliveParams(bundles.ClientKeepalive))
 	if err != nil {
 		return nil, fmt.Errorf("extproc: --control-plane: %w", err)
 	}
