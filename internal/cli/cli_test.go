@@ -220,18 +220,7 @@ func TestExtProcCommandServesPolicies(t *testing.T) {
 			Stdout: &bytes.Buffer{}, Stderr: &stderr, Version: "test",
 		})
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + metricsAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("extproc /readyz never answered: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitStatus(t, "http://"+metricsAddr+"/readyz", http.StatusOK)
 	if reason := processCharge(t, addr); reason != "idempotency-key-missing" {
 		t.Errorf("keyless CreateCharge got reason %q, want idempotency-key-missing", reason)
 	}
@@ -287,5 +276,86 @@ spec:
 	defer lis.Close()
 	if code, _, _ := run(t, context.Background(), "controlplane", "--config", exampleDir, "--xds-addr", lis.Addr().String(), "--admin-addr", "127.0.0.1:0"); code != ExitError {
 		t.Errorf("controlplane on a taken address: exit %d, want %d", code, ExitError)
+	}
+}
+
+// waitStatus polls url until it answers with status (10 s at most).
+func waitStatus(t *testing.T, url string, status int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == status {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never answered %d (last: %v)", url, status, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestExtProcWaitingForPoliciesIsAliveNotReady: following a control plane
+// that cannot be reached, the filter answers /healthz (a liveness probe
+// must not restart it) and /readyz 503, and serves no ext_proc yet.
+func TestExtProcWaitingForPoliciesIsAliveNotReady(t *testing.T) {
+	addr, metricsAddr := freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, Env{
+			Args: []string{"extproc", "--control-plane", freeAddr(t), "--allow-unsigned", "--environment", "test",
+				"--addr", addr, "--metrics-addr", metricsAddr},
+			Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}, Version: "test",
+		})
+	}()
+	waitStatus(t, "http://"+metricsAddr+"/healthz", http.StatusOK)
+	resp, err := http.Get("http://" + metricsAddr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "waiting for the first policies") {
+		t.Errorf("/readyz before the first bundle = %d %q, want 503", resp.StatusCode, body)
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Error("the ext_proc port accepts connections before the first bundle")
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != ExitOK {
+			t.Errorf("extproc exited %d when stopped while waiting, want %d (a clean stop)", code, ExitOK)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("extproc did not stop within 10s of cancel while waiting")
+	}
+}
+
+// TestExtProcConfigFlags: a directory without route budgets is refused
+// (exit 1) unless --allow-empty-config; subscription flags with --config
+// are a usage error (exit 2).
+func TestExtProcConfigFlags(t *testing.T) {
+	empty := t.TempDir()
+	code, _, errOut := run(t, context.Background(), "extproc", "--config", empty, "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
+	if code != ExitFindings || !strings.Contains(errOut, "--allow-empty-config") {
+		t.Errorf("extproc on an empty directory: exit %d, stderr %q; want %d naming --allow-empty-config", code, errOut, ExitFindings)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if code, _, errOut := run(t, ctx, "extproc", "--config", empty, "--allow-empty-config", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"); code != ExitOK {
+		t.Errorf("extproc --allow-empty-config on an empty directory: exit %d, stderr %q; want it to serve until stopped", code, errOut)
+	}
+	for _, extra := range [][]string{{"--verify-key", "k.pem"}, {"--environment", "prod"}, {"--allow-unsigned"}} {
+		args := append([]string{"extproc", "--config", exampleDir, "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, extra...)
+		if code, _, errOut := run(t, context.Background(), args...); code != ExitError || !strings.Contains(errOut, "apply to --control-plane") {
+			t.Errorf("extproc --config with %v: exit %d, stderr %q; want a usage error", extra, code, errOut)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,7 @@ type extProcFlags struct {
 	addr        string
 	metricsAddr string
 	configDir   string
+	allowEmpty  bool
 	debounce    time.Duration
 	store       storeFlags
 	sub         subscriptionFlags
@@ -64,7 +66,8 @@ apply their failure mode meanwhile (side effects fail closed).`,
 	}
 	cmd.Flags().StringVar(&f.addr, "addr", "127.0.0.1:18001", "address of the ext_proc gRPC server")
 	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:18081", "address of the metrics HTTP server")
-	cmd.Flags().StringVar(&f.configDir, "config", "", "directory of budget YAML, watched for changes (required)")
+	cmd.Flags().StringVar(&f.configDir, "config", "", "directory of budget YAML, watched for changes (this or --control-plane)")
+	cmd.Flags().BoolVar(&f.allowEmpty, "allow-empty-config", false, "with --config: accept a directory without route budgets (refused by default: an emptied or unmounted directory would turn enforcement off)")
 	cmd.Flags().DurationVar(&f.debounce, "debounce", 200*time.Millisecond, "quiet time after a config file change before reloading")
 	f.store.register(cmd.Flags())
 	cmd.Flags().StringVar(&f.sub.controlPlane, "control-plane", "", "follow the control plane's signed policy bundles at this xDS address instead of reading --config")
@@ -248,20 +251,22 @@ func serveExtProc(ctx context.Context, env Env, g *globalFlags, f *extProcFlags)
 	if err != nil {
 		return err
 	}
-	src, err := openFeed(ctx, f, stack.engine, reg, log)
-	if err != nil {
-		return errors.Join(err, stack.stop())
-	}
-	if err := stack.serve(f.addr); err != nil {
-		_ = src.Close()
-		return err
-	}
 
+	// The metrics server starts first: /healthz answers while the filter
+	// waits for its first policies (a liveness probe must not restart a
+	// filter whose control plane is down), and /readyz says why it is not
+	// ready yet.
+	var feed atomic.Pointer[policyFeed]
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := src.LastError(); err != nil {
+		src := feed.Load()
+		if src == nil {
+			http.Error(w, "not ready: waiting for the first policies", http.StatusServiceUnavailable)
+			return
+		}
+		if err := (*src).LastError(); err != nil {
 			// Still enforcing the last good policies: ready, with the reason shown.
 			_, _ = fmt.Fprintf(w, "ok (last change refused: %v)\n", err)
 			return
@@ -270,9 +275,7 @@ func serveExtProc(ctx context.Context, env Env, g *globalFlags, f *extProcFlags)
 	})
 	mlis, err := net.Listen("tcp", f.metricsAddr)
 	if err != nil {
-		_ = src.Close()
-		_ = stack.stop()
-		return fmt.Errorf("extproc: metrics: %w", err)
+		return errors.Join(fmt.Errorf("extproc: metrics: %w", err), stack.stop())
 	}
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -280,6 +283,30 @@ func serveExtProc(ctx context.Context, env Env, g *globalFlags, f *extProcFlags)
 			log.Error("metrics server stopped", zap.Error(err))
 		}
 	}()
+	stopMetrics := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	}
+
+	src, err := openFeed(ctx, f, stack.engine, reg, log)
+	if err != nil {
+		stopMetrics()
+		err = errors.Join(err, stack.stop())
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			// Stopped (SIGINT/SIGTERM) while waiting for the first
+			// policies: a clean stop, nothing was served.
+			log.Info("stopped before the first policies arrived")
+			return nil
+		}
+		return err
+	}
+	if err := stack.serve(f.addr); err != nil {
+		stopMetrics()
+		_ = src.Close()
+		return err
+	}
+	feed.Store(&src)
 
 	wctx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan error, 1)
@@ -295,9 +322,7 @@ func serveExtProc(ctx context.Context, env Env, g *globalFlags, f *extProcFlags)
 	log.Info("shutting down")
 	stopWatch()
 	<-watched
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	_ = hs.Shutdown(shutdownCtx)
+	stopMetrics()
 	if err := stack.stop(); err != nil {
 		return err
 	}

@@ -47,8 +47,10 @@ func openFeed(ctx context.Context, f *extProcFlags, eng *engine.Engine, reg prom
 	switch {
 	case f.configDir != "" && f.sub.controlPlane != "":
 		return nil, errors.New("usage: --config and --control-plane are exclusive: read budgets from a directory or from the control plane")
+	case f.configDir != "" && (len(f.sub.verifyKeys) > 0 || f.sub.environment != "" || f.sub.allowUnsigned):
+		return nil, errors.New("usage: --verify-key, --environment and --allow-unsigned apply to --control-plane; with --config the directory is trusted as it is")
 	case f.configDir != "":
-		src, err := source.Open(f.configDir, eng.SetBundle, source.Options{Debounce: f.debounce, Logger: log})
+		src, err := source.Open(f.configDir, eng.SetBundle, source.Options{Debounce: f.debounce, Logger: log, AllowEmpty: f.allowEmpty})
 		if err != nil {
 			return nil, fmt.Errorf("extproc: config %s: %w", f.configDir, err)
 		}

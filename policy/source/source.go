@@ -49,15 +49,25 @@ type Options struct {
 	Debounce time.Duration
 	// Logger receives reload logs (default: none).
 	Logger *zap.Logger
+	// AllowEmpty accepts a directory without route budgets. Without it
+	// Open refuses one, and a reload that would take every route budget
+	// away is refused: a directory caught half-copied, unmounted or emptied
+	// by mistake would otherwise turn enforcement off while looking healthy.
+	AllowEmpty bool
 }
+
+// ErrEmpty is wrapped (with ErrInvalid) by the refusal of a directory
+// without route budgets.
+var ErrEmpty = errors.New("source: no route budgets")
 
 // Dir is a watched directory of budgets. Its methods are safe for
 // concurrent use.
 type Dir struct {
-	dir     string
-	install func(*policy.Bundle)
-	log     *zap.Logger
-	w       *watch.Watcher
+	dir        string
+	install    func(*policy.Bundle)
+	log        *zap.Logger
+	w          *watch.Watcher
+	allowEmpty bool
 
 	mu      sync.Mutex
 	lastErr error
@@ -69,7 +79,7 @@ type Dir struct {
 // install is not called, the last good policies stay in force, and LastError
 // reports why until the next valid change.
 func Open(dir string, install func(*policy.Bundle), opts Options) (*Dir, error) {
-	d := &Dir{dir: dir, install: install, log: opts.Logger}
+	d := &Dir{dir: dir, install: install, log: opts.Logger, allowEmpty: opts.AllowEmpty}
 	if d.log == nil {
 		d.log = zap.NewNop()
 	}
@@ -80,6 +90,9 @@ func Open(dir string, install func(*policy.Bundle), opts Options) (*Dir, error) 
 		return nil, fmt.Errorf("source: %w", err)
 	}
 	b, err := LoadDir(dir)
+	if err == nil {
+		err = d.checkNotEmpty(b)
+	}
 	if err != nil {
 		_ = w.Close()
 		return nil, err
@@ -99,8 +112,21 @@ func (d *Dir) LastError() error {
 	return d.lastErr
 }
 
+// checkNotEmpty refuses b when it has no route budgets, unless allowed.
+func (d *Dir) checkNotEmpty(b *policy.Bundle) error {
+	if d.allowEmpty || len(b.Routes) > 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w: %s declares none, so nothing would be enforced "+
+		"(a directory half-copied, unmounted or emptied by mistake looks like this): "+
+		"restore the files, or run with --allow-empty-config", ErrInvalid, ErrEmpty, d.dir)
+}
+
 func (d *Dir) reload(context.Context) error {
 	b, err := LoadDir(d.dir)
+	if err == nil {
+		err = d.checkNotEmpty(b)
+	}
 	d.mu.Lock()
 	d.lastErr = err
 	d.mu.Unlock()

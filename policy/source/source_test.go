@@ -124,3 +124,43 @@ func TestOpenRefusesInvalidDir(t *testing.T) {
 		t.Error("Open installed policies from an invalid directory")
 	}
 }
+
+// TestEmptyDirIsRefused: a directory without route budgets is refused at
+// Open and on reload (the policies in force stay), unless AllowEmpty.
+func TestEmptyDirIsRefused(t *testing.T) {
+	empty := t.TempDir()
+	if _, err := Open(empty, func(*policy.Bundle) { t.Error("installed an empty directory") }, Options{}); !errors.Is(err, ErrEmpty) || !errors.Is(err, ErrInvalid) {
+		t.Errorf("Open(empty) = %v, want ErrEmpty", err)
+	}
+	d, err := Open(empty, func(b *policy.Bundle) {
+		if len(b.Routes) != 0 {
+			t.Errorf("AllowEmpty installed %d routes", len(b.Routes))
+		}
+	}, Options{AllowEmpty: true})
+	if err != nil {
+		t.Fatalf("Open(empty, AllowEmpty) = %v", err)
+	}
+	_ = d.Close()
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "b.yaml")
+	write(t, path, budgets("3"))
+	var mu sync.Mutex
+	installs := 0
+	d, err = Open(dir, func(*policy.Bundle) { mu.Lock(); installs++; mu.Unlock() }, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.reload(context.Background()); !errors.Is(err, ErrEmpty) || !errors.Is(d.LastError(), ErrEmpty) {
+		t.Errorf("reload of the emptied directory = %v (LastError %v), want ErrEmpty", err, d.LastError())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if installs != 1 {
+		t.Errorf("%d installs, want only the first: the emptied directory must not be installed", installs)
+	}
+}
