@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -23,7 +24,10 @@ func ParseURL(raw string) (*redis.Options, error) {
 	}
 	o, err := redis.ParseURL(raw)
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: store URL %q: %w", redact(raw), err)
+		// go-redis's errors may quote the URL (url.Parse's do): the
+		// password must not reach logs, so the message is cleaned and the
+		// error not wrapped.
+		return nil, fmt.Errorf("redisstore: store URL %q: %s", redact(raw), hidePassword(err.Error(), raw))
 	}
 	o.MaxRetries = -1
 	o.ContextTimeoutEnabled = true
@@ -54,6 +58,28 @@ func ConfigureTLS(o *redis.Options, caPEM []byte, insecureSkipVerify bool) error
 	}
 	o.TLSConfig.InsecureSkipVerify = insecureSkipVerify //nolint:gosec // explicit operator choice
 	return nil
+}
+
+// hidePassword replaces every occurrence in msg of the password written in
+// raw (as written and percent-decoded) with xxxxx.
+func hidePassword(msg, raw string) string {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return msg
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return msg
+	}
+	_, pw, ok := strings.Cut(rest[:at], ":")
+	if !ok || pw == "" {
+		return msg
+	}
+	msg = strings.ReplaceAll(msg, pw, "xxxxx")
+	if dec, err := url.PathUnescape(pw); err == nil && dec != "" {
+		msg = strings.ReplaceAll(msg, dec, "xxxxx")
+	}
+	return msg
 }
 
 // redact hides the password of a URL for error messages.

@@ -47,6 +47,10 @@ func TestParseURL_Errors(t *testing.T) {
 		{"http://host:6379", "want redis:// or rediss://"},
 		{"unix:///tmp/redis.sock", "want redis:// or rediss://"},
 		{"redis://:hunter2@host:6379/notadb", "invalid database number"},
+		// url.Parse's own errors quote the URL, password included.
+		{"redis://:hunter2%zz@host:6379/0", "invalid URL escape"},
+		{"redis://user:hunter2@host:badport/0", "port"},
+		{"redis://:hunter%32@host:badport/0", "port"}, // hunter2, percent-encoded
 	}
 	for _, tc := range tests {
 		t.Run(tc.raw, func(t *testing.T) {
