@@ -11,22 +11,30 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protojson"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8slabels "k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
@@ -116,6 +124,12 @@ func newObject(apiVersion, kind string) (any, error) {
 		return &corev1.ConfigMap{}, nil
 	case "apps/v1/Deployment":
 		return &appsv1.Deployment{}, nil
+	case "apps/v1/StatefulSet":
+		return &appsv1.StatefulSet{}, nil
+	case "networking.k8s.io/v1/NetworkPolicy":
+		return &networkingv1.NetworkPolicy{}, nil
+	case "policy/v1/PodDisruptionBudget":
+		return &policyv1.PodDisruptionBudget{}, nil
 	case "rbac.authorization.k8s.io/v1/Role":
 		return &rbacv1.Role{}, nil
 	case "rbac.authorization.k8s.io/v1/RoleBinding":
@@ -800,11 +814,80 @@ func TestKubernetesDecodeManifests_Errors(t *testing.T) {
 	}
 }
 
-// checkWiring checks the references inside one build: a Deployment's
+// workload is what runs pods: a Deployment or a StatefulSet.
+type workload struct {
+	kind, namespace, name string
+	selector              *metav1.LabelSelector
+	template              *corev1.PodTemplateSpec
+	// claims are the names of a StatefulSet's volumeClaimTemplates.
+	claims map[string]corev1.PersistentVolumeClaim
+}
+
+func (w workload) String() string {
+	return strings.ToLower(w.kind) + " " + w.namespace + "/" + w.name
+}
+
+func workloads(b *built) []workload {
+	var out []workload
+	for _, d := range objects[*appsv1.Deployment](b) {
+		out = append(out, workload{kind: "Deployment", namespace: d.Namespace, name: d.Name, selector: d.Spec.Selector, template: &d.Spec.Template})
+	}
+	for _, s := range objects[*appsv1.StatefulSet](b) {
+		w := workload{kind: "StatefulSet", namespace: s.Namespace, name: s.Name, selector: s.Spec.Selector, template: &s.Spec.Template,
+			claims: map[string]corev1.PersistentVolumeClaim{}}
+		for _, c := range s.Spec.VolumeClaimTemplates {
+			w.claims[c.Name] = c
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// allContainers are the init containers and the containers of w's pods.
+func (w workload) allContainers() []corev1.Container {
+	return append(slices.Clone(w.template.Spec.InitContainers), w.template.Spec.Containers...)
+}
+
+// selects reports whether sel, a non-empty selector, selects the labels.
+func selects(sel *metav1.LabelSelector, lbls map[string]string) bool {
+	if sel == nil || len(sel.MatchLabels)+len(sel.MatchExpressions) == 0 {
+		return false
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	return err == nil && s.Matches(k8slabels.Set(lbls))
+}
+
+// selected returns the workloads of namespace whose pods sel selects.
+func selected(ws []workload, namespace string, sel *metav1.LabelSelector) []workload {
+	var out []workload
+	for _, w := range ws {
+		if w.namespace == namespace && selects(sel, w.template.Labels) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// external are the objects the manifests use but do not ship, because they
+// hold an installation's keys, with the command of the README that creates
+// each (the README also names every key the pods read, as --from-file=KEY=).
+var external = map[string]string{
+	"Secret hopguard-system/hopguard-signing-key": "kubectl -n hopguard-system create secret generic hopguard-signing-key",
+	"ConfigMap shop/hopguard-verify-key":          "kubectl -n shop create configmap hopguard-verify-key",
+}
+
+const k8sReadme = k8sDir + "/README.md"
+
+// checkWiring checks the references inside one build: a workload's
 // selector selects its pods, every ConfigMap volume names a ConfigMap of
-// the build, its service account exists, every Service selects exactly one
-// Deployment whose containers have the Service's target ports, and every
-// RoleBinding binds an existing Role to an existing ServiceAccount.
+// the build or a documented external one, every Secret volume a documented
+// external Secret, its service account exists, every mount names a volume
+// or claim template, every probe a container port; every Service selects
+// exactly one workload whose containers have the Service's target ports; a
+// StatefulSet's serviceName is a headless Service selecting it; every
+// PodDisruptionBudget and NetworkPolicy selects exactly one workload, and a
+// NetworkPolicy's ports are its containers'; every RoleBinding binds an
+// existing Role to an existing ServiceAccount.
 func checkWiring(t *testing.T, b *built) {
 	t.Helper()
 	configMaps := map[string]bool{}
@@ -818,48 +901,83 @@ func checkWiring(t *testing.T, b *built) {
 	for _, sa := range objects[*corev1.ServiceAccount](b) {
 		accounts[sa.Name] = true
 	}
-	deployments := objects[*appsv1.Deployment](b)
-	for _, d := range deployments {
-		if d.Spec.Selector == nil || !subset(d.Spec.Selector.MatchLabels, d.Spec.Template.Labels) || len(d.Spec.Selector.MatchLabels) == 0 {
-			t.Errorf("deployment %s: selector %v does not select its pod labels %v", d.Name, d.Spec.Selector, d.Spec.Template.Labels)
+	ws := workloads(b)
+	for _, w := range ws {
+		if w.selector == nil || len(w.selector.MatchLabels) == 0 || !subset(w.selector.MatchLabels, w.template.Labels) {
+			t.Errorf("%s: selector %v does not select its pod labels %v", w, w.selector, w.template.Labels)
 		}
-		if sa := d.Spec.Template.Spec.ServiceAccountName; sa != "" && !accounts[sa] {
-			t.Errorf("deployment %s: service account %s is not in the build", d.Name, sa)
+		if sa := w.template.Spec.ServiceAccountName; sa != "" && !accounts[sa] {
+			t.Errorf("%s: service account %s is not in the build", w, sa)
 		}
 		volumes := map[string]bool{}
-		for _, v := range d.Spec.Template.Spec.Volumes {
-			volumes[v.Name] = true
-			if v.ConfigMap != nil && !configMaps[v.ConfigMap.Name] {
-				t.Errorf("deployment %s: volume %s names ConfigMap %s, which the build does not make (have %v)", d.Name, v.Name, v.ConfigMap.Name, slices.Sorted(keys(configMaps)))
-			}
+		for name := range w.claims {
+			volumes[name] = true
 		}
-		for _, c := range d.Spec.Template.Spec.Containers {
-			for _, m := range c.VolumeMounts {
-				if !volumes[m.Name] {
-					t.Errorf("deployment %s container %s: mount of unknown volume %s", d.Name, c.Name, m.Name)
+		for _, v := range w.template.Spec.Volumes {
+			volumes[v.Name] = true
+			switch {
+			case v.ConfigMap != nil && !configMaps[v.ConfigMap.Name]:
+				if _, ok := external["ConfigMap "+w.namespace+"/"+v.ConfigMap.Name]; !ok {
+					t.Errorf("%s: volume %s names ConfigMap %s, which the build does not make (have %v) and is no documented external object", w, v.Name, v.ConfigMap.Name, slices.Sorted(keys(configMaps)))
+				}
+			case v.Secret != nil:
+				if _, ok := external["Secret "+w.namespace+"/"+v.Secret.SecretName]; !ok {
+					t.Errorf("%s: volume %s names Secret %s, which is no documented external object", w, v.Name, v.Secret.SecretName)
 				}
 			}
-			for _, probe := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe} {
-				if probe != nil && probe.HTTPGet != nil && !hasPort(c, probe.HTTPGet.Port) {
-					t.Errorf("deployment %s container %s: probe port %s is not a container port", d.Name, c.Name, probe.HTTPGet.Port.String())
+		}
+		for _, c := range w.allContainers() {
+			for _, m := range c.VolumeMounts {
+				if !volumes[m.Name] {
+					t.Errorf("%s container %s: mount of unknown volume %s", w, c.Name, m.Name)
+				}
+			}
+			for _, probe := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe, c.StartupProbe} {
+				switch {
+				case probe == nil:
+				case probe.HTTPGet != nil && !hasPort(c, probe.HTTPGet.Port):
+					t.Errorf("%s container %s: probe port %s is not a container port", w, c.Name, probe.HTTPGet.Port.String())
+				case probe.TCPSocket != nil && !hasPort(c, probe.TCPSocket.Port):
+					t.Errorf("%s container %s: probe port %s is not a container port", w, c.Name, probe.TCPSocket.Port.String())
 				}
 			}
 		}
 	}
-	for _, s := range objects[*corev1.Service](b) {
-		var selected []*appsv1.Deployment
-		for _, d := range deployments {
-			if d.Namespace == s.Namespace && len(s.Spec.Selector) > 0 && subset(s.Spec.Selector, d.Spec.Template.Labels) {
-				selected = append(selected, d)
-			}
-		}
-		if len(selected) != 1 {
-			t.Errorf("service %s/%s: selector %v selects %d deployments, want 1", s.Namespace, s.Name, s.Spec.Selector, len(selected))
+	services := objects[*corev1.Service](b)
+	for _, s := range services {
+		sel := selected(ws, s.Namespace, &metav1.LabelSelector{MatchLabels: s.Spec.Selector})
+		if len(sel) != 1 {
+			t.Errorf("service %s/%s: selector %v selects %d workloads, want 1", s.Namespace, s.Name, s.Spec.Selector, len(sel))
 			continue
 		}
 		for _, p := range s.Spec.Ports {
-			if !slices.ContainsFunc(selected[0].Spec.Template.Spec.Containers, func(c corev1.Container) bool { return hasPort(c, p.TargetPort) }) {
-				t.Errorf("service %s port %s: target port %s is no container port of deployment %s", s.Name, p.Name, p.TargetPort.String(), selected[0].Name)
+			if !slices.ContainsFunc(sel[0].template.Spec.Containers, func(c corev1.Container) bool { return hasPort(c, p.TargetPort) }) {
+				t.Errorf("service %s port %s: target port %s is no container port of %s", s.Name, p.Name, p.TargetPort.String(), sel[0])
+			}
+		}
+	}
+	for _, s := range objects[*appsv1.StatefulSet](b) {
+		i := slices.IndexFunc(services, func(svc *corev1.Service) bool { return svc.Namespace == s.Namespace && svc.Name == s.Spec.ServiceName })
+		if i < 0 || services[i].Spec.ClusterIP != corev1.ClusterIPNone || !selects(&metav1.LabelSelector{MatchLabels: services[i].Spec.Selector}, s.Spec.Template.Labels) {
+			t.Errorf("statefulset %s: serviceName %q is no headless Service of the build selecting its pods", s.Name, s.Spec.ServiceName)
+		}
+	}
+	for _, p := range objects[*policyv1.PodDisruptionBudget](b) {
+		if n := len(selected(ws, p.Namespace, p.Spec.Selector)); n != 1 {
+			t.Errorf("poddisruptionbudget %s: selector %v selects %d workloads, want 1", p.Name, p.Spec.Selector, n)
+		}
+	}
+	for _, np := range objects[*networkingv1.NetworkPolicy](b) {
+		sel := selected(ws, np.Namespace, &np.Spec.PodSelector)
+		if len(sel) != 1 {
+			t.Errorf("networkpolicy %s: podSelector %v selects %d workloads, want 1", np.Name, np.Spec.PodSelector, len(sel))
+			continue
+		}
+		for _, r := range np.Spec.Ingress {
+			for _, p := range r.Ports {
+				if p.Port == nil || !slices.ContainsFunc(sel[0].template.Spec.Containers, func(c corev1.Container) bool { return hasPort(c, *p.Port) }) {
+					t.Errorf("networkpolicy %s: port %v is no container port of %s", np.Name, p.Port, sel[0])
+				}
 			}
 		}
 	}
@@ -897,6 +1015,17 @@ func hasPort(c corev1.Container, port intstr.IntOrString) bool {
 	})
 }
 
+// containerPort resolves port, a number or a name, among c's ports; 0 when
+// it is none of them.
+func containerPort(c corev1.Container, port intstr.IntOrString) int32 {
+	for _, p := range c.Ports {
+		if port.Type == intstr.String && p.Name == port.StrVal || port.Type == intstr.Int && p.ContainerPort == port.IntVal {
+			return p.ContainerPort
+		}
+	}
+	return 0
+}
+
 func TestKubernetesWiring(t *testing.T) {
 	for _, dir := range kustomizations() {
 		t.Run(dir, func(t *testing.T) {
@@ -905,36 +1034,147 @@ func TestKubernetesWiring(t *testing.T) {
 	}
 }
 
-func deployment(t *testing.T, b *built, name string) *appsv1.Deployment {
+// TestKubernetesExternalObjectsDocumented: the README shows how to create
+// every object the manifests use without shipping it, with every key the
+// pods read from it.
+func TestKubernetesExternalObjectsDocumented(t *testing.T) {
+	data, err := os.ReadFile(k8sReadme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := strings.Join(strings.Fields(strings.ReplaceAll(string(data), "\\\n", " ")), " ")
+	used := map[string]bool{}
+	for _, dir := range kustomizations() {
+		for _, w := range workloads(mustBuild(t, dir)) {
+			for _, v := range w.template.Spec.Volumes {
+				var (
+					id    string
+					items []corev1.KeyToPath
+				)
+				switch {
+				case v.Secret != nil:
+					id, items = "Secret "+w.namespace+"/"+v.Secret.SecretName, v.Secret.Items
+				case v.ConfigMap != nil:
+					id, items = "ConfigMap "+w.namespace+"/"+v.ConfigMap.Name, v.ConfigMap.Items
+				}
+				cmd, ok := external[id]
+				if !ok {
+					continue
+				}
+				used[id] = true
+				if !strings.Contains(readme, cmd) {
+					t.Errorf("%s: %s is not shipped and %s does not show `%s`", w, id, k8sReadme, cmd)
+				}
+				// The keys: the items it projects, or the files of it
+				// that containers are given as arguments.
+				var keys []string
+				for _, it := range items {
+					keys = append(keys, it.Key)
+				}
+				for _, c := range w.allContainers() {
+					for _, m := range c.VolumeMounts {
+						if m.Name != v.Name || len(items) > 0 {
+							continue
+						}
+						for _, a := range append(slices.Clone(c.Command), c.Args...) {
+							if rel, ok := strings.CutPrefix(a, m.MountPath+"/"); ok {
+								keys = append(keys, rel)
+							}
+						}
+					}
+				}
+				if len(keys) == 0 {
+					t.Errorf("%s: no key of %s is read", w, id)
+				}
+				for _, k := range keys {
+					if !strings.Contains(readme, cmd+" --from-file="+k+"=") {
+						t.Errorf("%s: %s does not show `%s --from-file=%s=…`", w, k8sReadme, cmd, k)
+					}
+				}
+			}
+		}
+	}
+	for id := range external {
+		if !used[id] {
+			t.Errorf("external object %s is used by no workload", id)
+		}
+	}
+}
+
+func deployment(t *testing.T, b *built, name string) workload {
 	t.Helper()
-	for _, d := range objects[*appsv1.Deployment](b) {
-		if d.Name == name {
-			return d
+	for _, w := range workloads(b) {
+		if w.kind == "Deployment" && w.name == name {
+			return w
 		}
 	}
 	t.Fatalf("no deployment %s", name)
+	return workload{}
+}
+
+func statefulSet(t *testing.T, b *built, name string) *appsv1.StatefulSet {
+	t.Helper()
+	for _, s := range objects[*appsv1.StatefulSet](b) {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no statefulset %s", name)
 	return nil
 }
 
-func container(t *testing.T, d *appsv1.Deployment, name string) corev1.Container {
+func container(t *testing.T, w workload, name string) corev1.Container {
 	t.Helper()
-	for _, c := range d.Spec.Template.Spec.Containers {
+	for _, c := range w.template.Spec.Containers {
 		if c.Name == name {
 			return c
 		}
 	}
-	t.Fatalf("deployment %s has no container %s", d.Name, name)
+	t.Fatalf("%s has no container %s", w, name)
 	return corev1.Container{}
+}
+
+// mountOf returns the mount of c holding path (the longest mount path that
+// is a parent of it), or false.
+func mountOf(c corev1.Container, path string) (corev1.VolumeMount, bool) {
+	var best corev1.VolumeMount
+	found := false
+	for _, m := range c.VolumeMounts {
+		if strings.HasPrefix(path, strings.TrimSuffix(m.MountPath, "/")+"/") && len(m.MountPath) > len(best.MountPath) {
+			best, found = m, true
+		}
+	}
+	return best, found
+}
+
+func volume(w workload, name string) (corev1.Volume, bool) {
+	i := slices.IndexFunc(w.template.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == name })
+	if i < 0 {
+		return corev1.Volume{}, false
+	}
+	return w.template.Spec.Volumes[i], true
 }
 
 func TestKubernetesControlPlane(t *testing.T) {
 	b := mustBuild(t, k8sDir)
-	d := deployment(t, b, controlPlaneApp)
-	if d.Namespace != "hopguard-system" {
-		t.Errorf("deployment namespace %q, want hopguard-system", d.Namespace)
+	if n := len(objects[*appsv1.Deployment](b)); n != 0 {
+		t.Errorf("%d Deployments: the control plane is a StatefulSet, each replica with its own audit log", n)
 	}
-	c := container(t, d, "hopguard")
-	wantArgs := []string{"run", "--config", "/etc/hopguard", "--xds-addr", "0.0.0.0:18000", "--admin-addr", "0.0.0.0:18080", "--extproc-addr", "0.0.0.0:18001"}
+	s := statefulSet(t, b, controlPlaneApp)
+	w := selected(workloads(b), s.Namespace, s.Spec.Selector)[0]
+	if s.Namespace != "hopguard-system" {
+		t.Errorf("statefulset namespace %q, want hopguard-system", s.Namespace)
+	}
+	if s.Spec.Replicas == nil || *s.Spec.Replicas < 2 {
+		t.Errorf("replicas %v, want at least 2", s.Spec.Replicas)
+	}
+	c := container(t, w, "hopguard")
+	const (
+		auditLog   = "/var/lib/hopguard/audit.jsonl"
+		signingKey = "/run/hopguard/signing/hopguard-signing.key"
+	)
+	wantArgs := []string{"run", "--config", "/etc/hopguard", "--xds-addr", "0.0.0.0:18000", "--admin-addr", "0.0.0.0:18080", "--extproc-addr", "0.0.0.0:18001",
+		"--audit-log", auditLog, "--signing-key", signingKey}
 	if diff := cmp.Diff(c.Args, wantArgs); diff != "" {
 		t.Errorf("args (-got +want):\n%s", diff)
 	}
@@ -956,13 +1196,16 @@ func TestKubernetesControlPlane(t *testing.T) {
 			t.Errorf("%s probe %+v, want GET %s on the admin port", name, tc.probe, tc.path)
 		}
 	}
+	if sc := c.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Errorf("security context %+v: want a read-only root filesystem", sc)
+	}
 	mount := slices.IndexFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == "/etc/hopguard" })
 	if mount < 0 || !c.VolumeMounts[mount].ReadOnly || c.VolumeMounts[mount].SubPath != "" {
 		// A subPath mount is never updated by the kubelet: reloads need
 		// the whole volume.
 		t.Fatalf("mounts %+v: want a read-only whole-volume mount at /etc/hopguard", c.VolumeMounts)
 	}
-	vol := d.Spec.Template.Spec.Volumes[slices.IndexFunc(d.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == c.VolumeMounts[mount].Name })]
+	vol, _ := volume(w, c.VolumeMounts[mount].Name)
 	if vol.ConfigMap == nil || len(vol.ConfigMap.Items) != 0 {
 		t.Fatalf("volume %+v: want the whole ConfigMap", vol)
 	}
@@ -970,24 +1213,136 @@ func TestKubernetesControlPlane(t *testing.T) {
 		t.Errorf("ConfigMap %s is not generated by the kustomization", vol.ConfigMap.Name)
 	}
 
-	var svc *corev1.Service
-	for _, s := range objects[*corev1.Service](b) {
-		if s.Name == controlPlaneApp {
-			svc = s
-		}
+	// The audit log: on a claim of each replica's own, writable by the
+	// container's non-root user (fsGroup), under a read-only root.
+	if m, ok := mountOf(c, auditLog); !ok || m.ReadOnly || m.SubPath != "" {
+		t.Errorf("--audit-log %s: mount %+v, want a writable whole-volume mount", auditLog, m)
+	} else if claim, ok := w.claims[m.Name]; !ok || !slices.Contains(claim.Spec.AccessModes, corev1.ReadWriteOnce) || claim.Spec.Resources.Requests.Storage().IsZero() {
+		t.Errorf("--audit-log %s: volume %s is no ReadWriteOnce volumeClaimTemplate with a storage request (have %v)", auditLog, m.Name, slices.Sorted(maps.Keys(w.claims)))
 	}
-	if svc == nil {
-		t.Fatal("no Service hopguard")
+	if psc := s.Spec.Template.Spec.SecurityContext; psc == nil || psc.FSGroup == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot {
+		t.Errorf("pod security context %+v: want non-root with an fsGroup, so the audit claim is writable", psc)
 	}
-	svcPorts := map[int32]int32{}
-	for _, p := range svc.Spec.Ports {
-		svcPorts[p.Port] = ports[p.TargetPort.StrVal]
-	}
-	if diff := cmp.Diff(svcPorts, map[int32]int32{18000: 18000, 18001: 18001, 18080: 18080}); diff != "" {
-		t.Errorf("service port → container port (-got +want):\n%s", diff)
+	if p := s.Spec.PersistentVolumeClaimRetentionPolicy; p != nil && (p.WhenDeleted != appsv1.RetainPersistentVolumeClaimRetentionPolicyType || p.WhenScaled != appsv1.RetainPersistentVolumeClaimRetentionPolicyType) {
+		t.Errorf("PVC retention %+v: the audit logs must be retained", p)
 	}
 
-	// RBAC: the deployment's account may read its ConfigMap, and nothing else.
+	// The signing key: copied with mode 0600 by an init container from the
+	// Secret (whose files fsGroup makes group-readable, which the control
+	// plane refuses) into a memory-backed emptyDir, read-only for hopguard.
+	km, ok := mountOf(c, signingKey)
+	kv, _ := volume(w, km.Name)
+	if !ok || !km.ReadOnly || kv.EmptyDir == nil || kv.EmptyDir.Medium != corev1.StorageMediumMemory {
+		t.Errorf("--signing-key %s: mount %+v of volume %+v, want a read-only mount of a memory-backed emptyDir", signingKey, km, kv)
+	}
+	copied := false
+	for _, ic := range s.Spec.Template.Spec.InitContainers {
+		dst, ok := mountOf(ic, signingKey)
+		if !ok || dst.Name != km.Name || dst.ReadOnly {
+			continue
+		}
+		cmd := ic.Command
+		if len(cmd) < 3 || cmd[0] != "install" || flagValue(cmd, "-m") != "0600" || cmd[len(cmd)-1] != signingKey {
+			t.Errorf("init container %s: command %q, want install -m 0600 SECRET_FILE %s", ic.Name, cmd, signingKey)
+			continue
+		}
+		src, ok := mountOf(ic, cmd[len(cmd)-2])
+		sv, _ := volume(w, src.Name)
+		if !ok || sv.Secret == nil || sv.Secret.SecretName != "hopguard-signing-key" || sv.Secret.DefaultMode == nil || *sv.Secret.DefaultMode&0o007 != 0 {
+			t.Errorf("init container %s: copies from %s, want a file of Secret hopguard-signing-key readable by no others (volume %+v)", ic.Name, cmd[len(cmd)-2], sv)
+			continue
+		}
+		if sc := ic.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+			t.Errorf("init container %s: security context %+v, want read-only root, no privilege escalation", ic.Name, sc)
+		}
+		copied = true
+	}
+	if !copied {
+		t.Errorf("no init container writes %s", signingKey)
+	}
+
+	// Services: the client-facing one without the admin API; the headless
+	// one, the StatefulSet's, with it.
+	svcPorts := func(name string) (*corev1.Service, map[int32]int32) {
+		for _, svc := range objects[*corev1.Service](b) {
+			if svc.Name == name {
+				out := map[int32]int32{}
+				for _, p := range svc.Spec.Ports {
+					out[p.Port] = ports[p.TargetPort.StrVal]
+				}
+				return svc, out
+			}
+		}
+		t.Fatalf("no Service %s", name)
+		return nil, nil
+	}
+	_, got := svcPorts(controlPlaneApp)
+	if diff := cmp.Diff(got, map[int32]int32{18000: 18000, 18001: 18001}); diff != "" {
+		t.Errorf("service %s: port → container port (-got +want); the admin API must not be on it:\n%s", controlPlaneApp, diff)
+	}
+	headless, got := svcPorts(s.Spec.ServiceName)
+	if diff := cmp.Diff(got, map[int32]int32{18080: 18080}); diff != "" || headless.Spec.ClusterIP != corev1.ClusterIPNone || !headless.Spec.PublishNotReadyAddresses {
+		t.Errorf("service %s: clusterIP %q publishNotReadyAddresses %v, ports (-got +want):\n%s; want headless, not-ready replicas published, the admin port", headless.Name, headless.Spec.ClusterIP, headless.Spec.PublishNotReadyAddresses, diff)
+	}
+
+	// NetworkPolicy: xDS and ext_proc from anywhere, admin only from
+	// labelled operator pods of the namespace and selected pods of others.
+	var open, admin []string
+	for _, np := range objects[*networkingv1.NetworkPolicy](b) {
+		if !selects(&np.Spec.PodSelector, s.Spec.Template.Labels) {
+			continue
+		}
+		if !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) {
+			t.Errorf("networkpolicy %s: policyTypes %v lack Ingress", np.Name, np.Spec.PolicyTypes)
+		}
+		for i, r := range np.Spec.Ingress {
+			if len(r.Ports) == 0 {
+				t.Errorf("networkpolicy %s rule %d opens every port, the admin port included", np.Name, i)
+			}
+			for _, p := range r.Ports {
+				port := containerPort(c, *p.Port)
+				switch {
+				case port != 18080 && len(r.From) == 0:
+					open = append(open, fmt.Sprint(port))
+				case port == 18080 && len(r.From) == 0:
+					t.Errorf("networkpolicy %s rule %d admits anyone to the admin port", np.Name, i)
+				case port == 18080:
+					for _, peer := range r.From {
+						if peer.PodSelector == nil || len(peer.PodSelector.MatchLabels)+len(peer.PodSelector.MatchExpressions) == 0 || peer.IPBlock != nil {
+							t.Errorf("networkpolicy %s rule %d: peer %+v admits more than selected pods to the admin port", np.Name, i, peer)
+							continue
+						}
+						if peer.NamespaceSelector == nil {
+							admin = append(admin, fmt.Sprint(peer.PodSelector.MatchLabels))
+						}
+					}
+				}
+			}
+		}
+	}
+	slices.Sort(open)
+	if diff := cmp.Diff(open, []string{"18000", "18001"}); diff != "" {
+		t.Errorf("ports open to every pod (-got +want):\n%s", diff)
+	}
+	if !slices.Contains(admin, fmt.Sprint(map[string]string{"hopguard.dev/operator": "true"})) {
+		t.Errorf("admin port admits %v from the namespace, want pods labelled hopguard.dev/operator: \"true\"", admin)
+	}
+
+	// At most one replica disrupted at a time.
+	pdbs := 0
+	for _, p := range objects[*policyv1.PodDisruptionBudget](b) {
+		if selects(p.Spec.Selector, s.Spec.Template.Labels) {
+			pdbs++
+			if p.Spec.MinAvailable == nil || p.Spec.MinAvailable.String() != "1" {
+				t.Errorf("poddisruptionbudget %s: minAvailable %v, want 1", p.Name, p.Spec.MinAvailable)
+			}
+		}
+	}
+	if pdbs != 1 {
+		t.Errorf("%d PodDisruptionBudgets select the control plane, want 1", pdbs)
+	}
+
+	// RBAC: the control plane's account may read its ConfigMap, and nothing else.
 	var grants []string
 	for _, r := range objects[*rbacv1.Role](b) {
 		for _, rule := range r.Rules {
@@ -1010,10 +1365,10 @@ func TestKubernetesControlPlane(t *testing.T) {
 	}
 	bound := false
 	for _, rb := range objects[*rbacv1.RoleBinding](b) {
-		bound = bound || slices.ContainsFunc(rb.Subjects, func(s rbacv1.Subject) bool { return s.Name == d.Spec.Template.Spec.ServiceAccountName })
+		bound = bound || slices.ContainsFunc(rb.Subjects, func(sub rbacv1.Subject) bool { return sub.Name == w.template.Spec.ServiceAccountName })
 	}
-	if !bound || d.Spec.Template.Spec.ServiceAccountName == "" {
-		t.Errorf("service account %q of the deployment is bound to no Role", d.Spec.Template.Spec.ServiceAccountName)
+	if !bound || w.template.Spec.ServiceAccountName == "" {
+		t.Errorf("service account %q of the control plane is bound to no Role", w.template.Spec.ServiceAccountName)
 	}
 }
 
@@ -1081,25 +1436,61 @@ func names(cfg *v1alpha1.Config) []string {
 
 func TestKubernetesSidecarExample(t *testing.T) {
 	b := mustBuild(t, filepath.Join(k8sDir, "sidecar-example"))
+	cp := mustBuild(t, k8sDir)
 	d := deployment(t, b, "payments")
-	cfg := loadConfig(t, b.configMaps["hopguard-config"]...)
+	cfg := loadConfig(t, cp.configMaps["hopguard-config"]...)
 	x := container(t, d, "hopguard-extproc")
 	if got := flagValue(x.Args, "--addr"); x.Args[0] != "extproc" || got != cfg.Mesh.Spec.ExtProc.Address || !strings.HasPrefix(got, "127.0.0.1:") {
 		t.Errorf("ext_proc sidecar args %v: want extproc --addr on loopback at MeshConfig extProc.address %s", x.Args, cfg.Mesh.Spec.ExtProc.Address)
 	}
-	if flagValue(x.Args, "--config") != "/etc/hopguard" || !slices.ContainsFunc(x.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == "/etc/hopguard" && m.SubPath == "" }) {
-		t.Errorf("ext_proc sidecar: args %v mounts %+v, want --config /etc/hopguard, mounted whole", x.Args, x.VolumeMounts)
+
+	// The filter follows the control plane's signed bundles, so freeze and
+	// pin reach it: a --config filter never sees them.
+	var xdsPort int32
+	for _, svc := range objects[*corev1.Service](cp) {
+		for _, p := range svc.Spec.Ports {
+			if svc.Name == controlPlaneApp && p.TargetPort.StrVal == "xds" {
+				xdsPort = p.Port
+			}
+		}
 	}
+	wantCP := fmt.Sprintf("%s.hopguard-system.svc.cluster.local:%d", controlPlaneApp, xdsPort)
+	if flagValue(x.Args, "--config") != "" || slices.Contains(x.Args, "--allow-unsigned") || flagValue(x.Args, "--control-plane") != wantCP {
+		t.Errorf("ext_proc sidecar args %v: want --control-plane %s (the control plane Service's xDS port), no --config, no --allow-unsigned", x.Args, wantCP)
+	}
+	if got := flagValue(x.Args, "--environment"); got == "" || got != cfg.Mesh.Spec.Environment {
+		t.Errorf("ext_proc sidecar --environment %q, want the MeshConfig's spec.environment %q", got, cfg.Mesh.Spec.Environment)
+	}
+	key := flagValue(x.Args, "--verify-key")
+	km, ok := mountOf(x, key)
+	kv, _ := volume(d, km.Name)
+	if !ok || !km.ReadOnly || kv.ConfigMap == nil && kv.Secret == nil {
+		t.Errorf("--verify-key %q: mount %+v of volume %+v, want a read-only ConfigMap or Secret mount", key, km, kv)
+	}
+
+	// Probes on the metrics address: /readyz is 503 until the first
+	// verified bundle, /healthz answers from the start.
+	_, metricsPort, _ := strings.Cut(flagValue(x.Args, "--metrics-addr"), ":")
+	want, _ := strconv.Atoi(metricsPort)
+	for name, tc := range map[string]struct {
+		probe *corev1.Probe
+		path  string
+	}{"readiness": {x.ReadinessProbe, "/readyz"}, "liveness": {x.LivenessProbe, "/healthz"}} {
+		if tc.probe == nil || tc.probe.HTTPGet == nil || tc.probe.HTTPGet.Path != tc.path || int(containerPort(x, tc.probe.HTTPGet.Port)) != want || want == 0 {
+			t.Errorf("ext_proc sidecar %s probe %+v, want GET %s on the --metrics-addr port %s", name, tc.probe, tc.path, metricsPort)
+		}
+	}
+
 	var svcs []string
 	for _, s := range cfg.Services {
 		svcs = append(svcs, s.Metadata.Name)
 	}
-	if !slices.Contains(svcs, d.Name) {
-		t.Errorf("deployment %s is no Service of the budgets %v", d.Name, svcs)
+	if !slices.Contains(svcs, d.name) {
+		t.Errorf("deployment %s is no Service of the budgets %v", d.name, svcs)
 	}
-	app := container(t, d, d.Name)
+	app := container(t, d, d.name)
 	for _, s := range cfg.Services {
-		if s.Metadata.Name == d.Name && !hasPort(app, intstr.FromInt32(int32(s.Spec.Port))) {
+		if s.Metadata.Name == d.name && !hasPort(app, intstr.FromInt32(int32(s.Spec.Port))) {
 			t.Errorf("app container ports %+v lack spec.port %d", app.Ports, s.Spec.Port)
 		}
 	}
@@ -1112,13 +1503,36 @@ func TestKubernetesSidecarExample(t *testing.T) {
 			t.Errorf("envoy container lacks port %d", port)
 		}
 	}
+	// Envoy's admin is on loopback, out of the kubelet's reach; it listens
+	// on the inbound port only once it has its listener from the control
+	// plane.
+	if p := e.ReadinessProbe; p == nil || p.TCPSocket == nil || containerPort(e, p.TCPSocket.Port) != 15006 {
+		t.Errorf("envoy readiness probe %+v, want a TCP check of the inbound listener 15006", p)
+	}
+
+	// Shutdown: both sidecars sleep while the pod leaves the endpoints, the
+	// filter at least as long as Envoy, which it serves.
+	sleep := func(c corev1.Container) int64 {
+		if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil {
+			return 0
+		}
+		return c.Lifecycle.PreStop.Sleep.Seconds
+	}
+	grace := int64(corev1.DefaultTerminationGracePeriodSeconds)
+	if g := d.template.Spec.TerminationGracePeriodSeconds; g != nil {
+		grace = *g
+	}
+	if se, sx := sleep(e), sleep(x); se <= 0 || sx < se || sx >= grace {
+		t.Errorf("preStop sleep: envoy %ds, ext_proc %ds; want both, the filter's at least Envoy's, below the grace period %ds", se, sx, grace)
+	}
+
 	envoyFiles := b.configMaps["payments-envoy"]
 	if len(envoyFiles) != 1 || filepath.Base(envoyFiles[0]) != "envoy.yaml" {
 		t.Fatalf("ConfigMap payments-envoy holds %v, want envoy.yaml", envoyFiles)
 	}
 	opts := checkBootstrapFile(t, envoyFiles[0])
-	if opts.Service != d.Name || opts.XDSAddr != "hopguard.hopguard-system.svc.cluster.local:18000" {
-		t.Errorf("bootstrap for service %q at %q, want %s reaching the control plane Service", opts.Service, opts.XDSAddr, d.Name)
+	if opts.Service != d.name || opts.XDSAddr != wantCP {
+		t.Errorf("bootstrap for service %q at %q, want %s reaching the control plane Service at %s", opts.Service, opts.XDSAddr, d.name, wantCP)
 	}
 }
 
@@ -1133,11 +1547,37 @@ func flagValue(args []string, name string) string {
 
 const generatedWith = "# Generated with: hopguard bootstrap "
 
+// checkXDSKeepalive checks that the xDS cluster of b pings the control
+// plane over HTTP/2: an ADS stream is silent while nothing changes, so
+// without pings a hung control plane or a flow a middlebox dropped goes
+// unnoticed until the kernel's TCP keepalive, hours later. The interval
+// must stay at or above the 10s the control plane allows
+// (bundles.ServerEnforcement) and well below a minute.
+func checkXDSKeepalive(b *bootstrapv3.Bootstrap) error {
+	for _, c := range b.GetStaticResources().GetClusters() {
+		if c.GetName() != bootstrap.XDSCluster {
+			continue
+		}
+		const key = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+		var o httpv3.HttpProtocolOptions
+		if err := c.GetTypedExtensionProtocolOptions()[key].UnmarshalTo(&o); err != nil {
+			return fmt.Errorf("deploy: cluster %s: %s: %w", c.GetName(), key, err)
+		}
+		k := o.GetExplicitHttpConfig().GetHttp2ProtocolOptions().GetConnectionKeepalive()
+		interval, timeout := k.GetInterval().AsDuration(), k.GetTimeout().AsDuration()
+		if k == nil || interval < 10*time.Second || interval > time.Minute || timeout <= 0 || timeout > interval {
+			return fmt.Errorf("deploy: cluster %s: HTTP/2 connection_keepalive %v, want an interval of 10s to 1m and a timeout up to it", c.GetName(), k)
+		}
+		return nil
+	}
+	return fmt.Errorf("deploy: no cluster %s", bootstrap.XDSCluster)
+}
+
 // checkBootstrapFile checks a committed Envoy bootstrap: its header names
 // the `hopguard bootstrap` flags it came from, its body is byte for byte
 // what bootstrap.Render and bootstrap.YAML produce for them (so it cannot go
-// stale), and the body parses as an Envoy Bootstrap that passes
-// ValidateAll. It returns the options.
+// stale), the body parses as an Envoy Bootstrap that passes ValidateAll,
+// and its xDS cluster keeps the connection alive. It returns the options.
 func checkBootstrapFile(t *testing.T, file string) bootstrap.Options {
 	t.Helper()
 	data, err := os.ReadFile(file)
@@ -1184,6 +1624,9 @@ func checkBootstrapFile(t *testing.T, file string) bootstrap.Options {
 	}
 	if parsed.GetNode().GetCluster() != opts.Service {
 		t.Errorf("%s: node cluster %q, want %q", file, parsed.GetNode().GetCluster(), opts.Service)
+	}
+	if err := checkXDSKeepalive(&parsed); err != nil {
+		t.Errorf("%s: %v", file, err)
 	}
 	return opts
 }

@@ -78,6 +78,14 @@ func (s *syncBuffer) String() string {
 // it (SIGTERM, then SIGKILL after 10s) when the test ends.
 func start(t *testing.T, name string, args ...string) *syncBuffer {
 	t.Helper()
+	out, _ := startStoppable(t, name, args...)
+	return out
+}
+
+// startStoppable is start that also returns a func stopping the process
+// before the test ends; calling it more than once is harmless.
+func startStoppable(t *testing.T, name string, args ...string) (*syncBuffer, func()) {
+	t.Helper()
 	out := &syncBuffer{}
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -86,21 +94,25 @@ func start(t *testing.T, name string, args ...string) *syncBuffer {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Logf("signal %s: %v", name, err)
-		}
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("%s did not stop within 10s of SIGTERM; killing it", filepath.Base(name))
-			if err := cmd.Process.Kill(); err != nil {
-				t.Logf("kill %s: %v", name, err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Logf("signal %s: %v", name, err)
 			}
-			<-done
-		}
-	})
-	return out
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Errorf("%s did not stop within 10s of SIGTERM; killing it", filepath.Base(name))
+				if err := cmd.Process.Kill(); err != nil {
+					t.Logf("kill %s: %v", name, err)
+				}
+				<-done
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return out, stop
 }
 
 // waitFor polls cond every 100ms until it holds or timeout passes.
@@ -256,8 +268,13 @@ func TestPrometheusScrapesEveryPanel(t *testing.T) {
 	t.Logf("hopguard built in %s", time.Since(began).Round(time.Millisecond))
 	began = time.Now()
 	cfg := copyConfig(t)
+	keys := filepath.Join(t.TempDir(), "keys")
+	if out, err := exec.Command(bin, "keygen", "--out", keys).CombinedOutput(); err != nil {
+		t.Fatalf("hopguard keygen: %v\n%s", err, out)
+	}
 	xdsAddr, adminAddr, extProcAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	hgOut := start(t, bin, "run", "--config", cfg, "--xds-addr", xdsAddr, "--admin-addr", adminAddr, "--extproc-addr", extProcAddr)
+	hgOut := start(t, bin, "run", "--config", cfg, "--xds-addr", xdsAddr, "--admin-addr", adminAddr, "--extproc-addr", extProcAddr,
+		"--signing-key", filepath.Join(keys, "hopguard-signing.key"))
 	admin := "http://" + adminAddr
 	defer func() {
 		if t.Failed() {
@@ -294,6 +311,22 @@ func TestPrometheusScrapesEveryPanel(t *testing.T) {
 		}
 	}
 
+	// A standalone filter following the control plane's signed bundles, as
+	// the Kubernetes sidecar example runs it.
+	filterAddr, filterMetrics := freeAddr(t), freeAddr(t)
+	filterOut, stopFilter := startStoppable(t, bin, "extproc", "--control-plane", xdsAddr,
+		"--verify-key", filepath.Join(keys, "hopguard-signing.pub"), "--environment", loadConfig(t, cfg).Mesh.Spec.Environment,
+		"--addr", filterAddr, "--metrics-addr", filterMetrics)
+	defer func() {
+		if t.Failed() {
+			t.Logf("hopguard extproc output:\n%s", filterOut.String())
+		}
+	}()
+	waitFor(t, 15*time.Second, "hopguard extproc /readyz", func() (bool, string) {
+		code, body, err := httpGet("http://" + filterMetrics + "/readyz")
+		return err == nil && code == http.StatusOK, fmt.Sprintf("%d %s %v", code, body, err)
+	})
+
 	reasons := generateTraffic(t, extProcAddr)
 
 	// One valid change, then one invalid.
@@ -321,8 +354,9 @@ func TestPrometheusScrapesEveryPanel(t *testing.T) {
 		return err == nil && metricSum(body, "hopguard_config_reloads_total", "result", "invalid") >= 1, fmt.Sprint(err)
 	})
 
-	// Prometheus scraping the admin address every second and evaluating
-	// the repository's rules.
+	// Prometheus scraping the admin address and the filter every second
+	// and evaluating the repository's rules. The filter's job is not named
+	// after hopguard: the rules know it by its metrics.
 	promDir := t.TempDir()
 	promConf := filepath.Join(promDir, "prometheus.yaml")
 	conf := fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
@@ -330,7 +364,9 @@ rule_files: [%q]
 scrape_configs:
   - job_name: hopguard
     static_configs: [{targets: [%q]}]
-`, rulesAbs, adminAddr)
+  - job_name: sidecars
+    static_configs: [{targets: [%q]}]
+`, rulesAbs, adminAddr, filterMetrics)
 	if err := os.WriteFile(promConf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -343,9 +379,9 @@ scrape_configs:
 			t.Logf("prometheus output:\n%s", promOut.String())
 		}
 	}()
-	waitFor(t, 20*time.Second, "the hopguard target to be up", func() (bool, string) {
-		n, _, err := instant(prom, `up{job="hopguard"} == 1`)
-		return err == nil && n == 1, fmt.Sprint(err)
+	waitFor(t, 20*time.Second, "the hopguard targets to be up", func() (bool, string) {
+		n, _, err := instant(prom, `up == 1`)
+		return err == nil && n == 2, fmt.Sprint(err)
 	})
 
 	queries := dashboardQueries(t, loadDashboard(t))
@@ -370,23 +406,49 @@ scrape_configs:
 		t.Errorf("%d of %d dashboard queries returned no data:\n%s", len(failing), len(queries), strings.Join(failing, "\n"))
 	}
 
-	// The filter and the control plane of hopguard run name the same
-	// policies by the same hash, so HopguardFilterPolicyMismatch's
-	// expression is empty, and the match it relies on is not.
-	// (In order: the match first, so the empty mismatch is not the
-	// emptiness of a Prometheus that has not scraped the filter yet.)
+	// The filters (hopguard run's and the subscribed one) and the control
+	// plane name the same policies by the same hash, so
+	// HopguardFilterPolicyMismatch's expression is empty, and the match it
+	// relies on is not. Likewise the other alerts on a healthy deployment:
+	// what they select is there, and they are empty.
+	// (In order: the match first, so the empty alert is not the emptiness
+	// of a Prometheus that has not scraped everything yet.)
+	alerts := map[string]string{}
+	for _, g := range loadRules(t).Groups {
+		for _, r := range g.Rules {
+			if r.Alert != "" {
+				alerts[r.Alert] = r.Expr
+			}
+		}
+	}
 	for _, q := range []struct {
 		expr string
 		want int
 	}{
-		{`hopguard_filter_policy_info and on (policy_hash, environment) hopguard_policy_info`, 1},
+		{`hopguard_filter_policy_info and on (policy_hash, environment) hopguard_policy_info`, 2},
 		{`max by (instance, policy_hash, environment) (hopguard_filter_policy_info) unless on (policy_hash, environment) hopguard_policy_info`, 0},
+		{`hopguard_filter_bundle_stream_up == 1`, 1},
+		{alerts["HopguardFilterBundleStreamDown"], 0},
+		{`up == 1 and on (job, instance) (group by (job, instance) (last_over_time(hopguard_build_info[1h])) or group by (job, instance) (last_over_time(hopguard_decision_duration_seconds_count[1h])))`, 2},
+		{alerts["HopguardTargetDown"], 0},
+		{`hopguard_build_info`, 1},
+		{alerts["HopguardControlPlaneAbsent"], 0},
+		{`count by (environment, policy_hash) (hopguard_policy_info)`, 1},
+		{alerts["HopguardControlPlanePolicyDivergence"], 0},
 	} {
 		waitFor(t, 10*time.Second, q.expr, func() (bool, string) {
 			n, _, err := instant(prom, q.expr)
 			return err == nil && n == q.want, fmt.Sprintf("%d samples (want %d), err %v", n, q.want, err)
 		})
 	}
+
+	// The subscribed filter stops: its target is down, under a job not
+	// named after hopguard, and HopguardTargetDown's expression names it.
+	stopFilter()
+	waitFor(t, 10*time.Second, "HopguardTargetDown's expression to name the stopped filter", func() (bool, string) {
+		n, series, err := instant(prom, alerts["HopguardTargetDown"])
+		return err == nil && n == 1 && series[0]["instance"] == filterMetrics && series[0]["job"] == "sidecars", fmt.Sprintf("%v, err %v", series, err)
+	})
 
 	// The traffic reached Prometheus as the rejections it provoked.
 	_, series, err := instant(prom, `count by (reason) (hopguard_decisions_total{decision="reject"})`)
