@@ -236,13 +236,28 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		return nil, fmt.Errorf("controlplane: %w", err)
 	}
 	pin := cp.restore()
-	if err := cp.Reload(ctx); err != nil {
-		cp.xds.Close()
-		return nil, errors.Join(err, w.Close(), cp.closeAudit())
+	reloadErr := cp.Reload(ctx)
+	if err := reloadErr; err != nil {
+		if pin == nil || !errors.Is(err, ErrInvalidConfig) {
+			cp.xds.Close()
+			return nil, errors.Join(err, w.Close(), cp.closeAudit())
+		}
+		// Pinned, quite possibly because the directory went bad: the pin
+		// is served whatever the directory holds, at a restart too. The
+		// refusal is recorded and shown at /config; unpin waits for a
+		// directory that loads.
+		cp.log.Warn("the directory's configuration is refused; serving the pinned generation", zap.Uint64("pinned_generation", pin.generation))
 	}
 	if err := cp.servePinned(pin); err != nil {
 		cp.xds.Close()
 		return nil, errors.Join(err, w.Close(), cp.closeAudit())
+	}
+	if reloadErr != nil {
+		// Serving the pin cleared the status's error; the directory's
+		// refusal still stands.
+		cp.mu.Lock()
+		cp.status.LastError = &admin.LoadError{Message: reloadErr.Error(), At: cp.now()}
+		cp.mu.Unlock()
 	}
 	if cp.xdsLis, err = net.Listen("tcp", addrOr(opts.XDSAddr, DefaultXDSAddr)); err != nil {
 		cp.xds.Close()
@@ -404,12 +419,17 @@ func (cp *ControlPlane) Reload(ctx context.Context) error {
 	if err == nil {
 		cp.dist.latest, cp.dist.latestSources = l, sources
 		if cp.dist.pinnedTo != 0 {
-			// Accepted, and served once unpinned.
-			cp.log.Warn("config accepted but not served: pinned", zap.Uint64("pinned_generation", cp.dist.pinnedTo))
-			now := cp.now()
-			_ = cp.record(audit.Record{Time: now, Kind: audit.KindChange, Sources: sources,
-				InWindow: cp.inWindowLocked(now, l), NewConfigVersion: l.version(cp.log),
-				Detail: fmt.Sprintf("accepted, not served: pinned to generation %d", cp.dist.pinnedTo)})
+			// Accepted, and served once unpinned. Recorded once per
+			// configuration: reloads of the same files, and restarts,
+			// append nothing.
+			if v := l.version(cp.log); v != cp.dist.acceptedVersion {
+				cp.log.Warn("config accepted but not served: pinned", zap.Uint64("pinned_generation", cp.dist.pinnedTo))
+				now := cp.now()
+				_ = cp.record(audit.Record{Time: now, Kind: audit.KindChange, Sources: sources,
+					InWindow: cp.inWindowLocked(now, l), NewConfigVersion: v,
+					Detail: fmt.Sprintf("accepted, not served: pinned to generation %d", cp.dist.pinnedTo)})
+				cp.dist.acceptedVersion = v
+			}
 			cp.metrics.ConfigReloads.WithLabelValues(metrics.ReloadOK).Inc()
 			return nil
 		}

@@ -48,6 +48,11 @@ type distribution struct {
 	// the next change is measured against. At start it is seeded from the
 	// audit log, so a restart is not mistaken for a change.
 	recorded recordedState
+	// acceptedVersion is the configuration version of the directory the
+	// audit trail last recorded as accepted (served, or not served while
+	// pinned), so that a pinned control plane records each new directory
+	// configuration once.
+	acceptedVersion string
 }
 
 // recordedState is a served configuration as the audit trail knows it.
@@ -185,7 +190,9 @@ func (cp *ControlPlane) distributeLocked(l *loaded, sources []audit.Source, kind
 			zap.String("policy_hash", hash), zap.Bool("signed", b.SignedBy != ""), zap.Bool("frozen", cp.dist.frozen))
 	}
 	version := l.version(cp.log)
-	moved := hash != rec.policyHash || version != rec.configVersion
+	// Records written before configuration versions were recorded have
+	// none: the first change measured against one compares policies only.
+	moved := hash != rec.policyHash || (rec.configVersion != "" && version != rec.configVersion)
 	// Overrides are recorded even when they change nothing distributed
 	// (pinning the generation in force, say): the audit trail is of what
 	// operators did, not only of what it changed.
@@ -215,6 +222,9 @@ func (cp *ControlPlane) distributeLocked(l *loaded, sources []audit.Source, kind
 			}
 		}
 		_ = cp.record(r)
+		if kind == audit.KindChange {
+			cp.dist.acceptedVersion = version
+		}
 	}
 	cp.dist.served, cp.dist.servedSources = l, sources
 	*rec = recordedState{policyHash: hash, configVersion: version, environment: env, generation: b.Generation, config: l}
@@ -263,6 +273,9 @@ func (cp *ControlPlane) restore() *pinned {
 			zap.Uint64("generation", last.Generation), zap.Error(err))
 	}
 	cp.dist.recorded = rec
+	if acc, ok := cp.audit.LastOf(audit.KindChange); ok {
+		cp.dist.acceptedVersion = acc.NewConfigVersion
+	}
 	o := cp.audit.Overrides()
 	if o.Frozen {
 		cp.dist.frozen = true
@@ -273,20 +286,25 @@ func (cp *ControlPlane) restore() *pinned {
 	}
 	l, sources, err := cp.loadGeneration(o.PinnedTo)
 	if err != nil {
-		cp.log.Error("audit log: the pinned generation cannot be rebuilt; serving the directory instead (pin again, or unpin to record it)",
+		// The pin ends here, and the log says so: a later restart that
+		// could rebuild it must not bring it back.
+		cp.log.Error("audit log: the pinned generation cannot be rebuilt; the pin is lifted and the directory served (pin again to restore it)",
 			zap.Uint64("pinned_generation", o.PinnedTo), zap.Error(err))
+		_ = cp.record(audit.Record{Time: cp.now(), Kind: audit.KindUnpin,
+			Detail: fmt.Sprintf("pin to generation %d lifted at start: it cannot be rebuilt: %v", o.PinnedTo, err)})
 		return nil
 	}
 	cp.dist.pinnedTo = o.PinnedTo
 	cp.log.Warn("pin restored from the audit log: the directory's configuration is accepted but not served until unpinned",
 		zap.Uint64("pinned_generation", o.PinnedTo))
-	return &pinned{config: l, sources: sources}
+	return &pinned{config: l, sources: sources, generation: o.PinnedTo}
 }
 
 // pinned is a pinned configuration rebuilt at start.
 type pinned struct {
-	config  *loaded
-	sources []audit.Source
+	config     *loaded
+	sources    []audit.Source
+	generation uint64
 }
 
 // servePinned serves the pin restored at start (p nil: nothing to do).
@@ -370,6 +388,9 @@ func (cp *ControlPlane) Unpin(reason string) (uint64, error) {
 	defer cp.reloadMu.Unlock()
 	if cp.dist.pinnedTo == 0 {
 		return 0, errors.New("controlplane: not pinned")
+	}
+	if cp.dist.latest == nil {
+		return 0, fmt.Errorf("%w: the directory's configuration was refused since the start; fix it (see /config lastError), then unpin", ErrInvalidConfig)
 	}
 	cp.dist.pinnedTo = 0
 	b, err := cp.distributeLocked(cp.dist.latest, cp.dist.latestSources, audit.KindUnpin, "unpinned: "+reason)

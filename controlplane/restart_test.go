@@ -87,11 +87,9 @@ func TestRestartKeepsOverridesAndRecordsNoChange(t *testing.T) {
 	}
 	log := readAuditLog(t, auditPath)
 	for _, r := range log[recs:] {
-		// The directory's configuration is accepted but not served while
-		// pinned; nothing served changed.
-		if r.Kind != audit.KindChange || !strings.HasPrefix(r.Detail, "accepted, not served") {
-			t.Errorf("restart appended %+v, want only the accepted-not-served note", r)
-		}
+		// Nothing served changed, and the directory's configuration was
+		// recorded as accepted before the restart.
+		t.Errorf("restart appended %+v, want nothing", r)
 	}
 
 	// Unpin and unfreeze, stop, change the directory, start: one change
@@ -233,5 +231,146 @@ func TestStopEndsBundleSubscriptions(t *testing.T) {
 	err = s.RecvMsg(&b)
 	if status.Convert(err).Message() != status.Convert(bundles.ErrClosed).Message() {
 		t.Errorf("subscription after Stop ended with %v, want %v", err, bundles.ErrClosed)
+	}
+}
+
+// TestRestartWhilePinnedWithAnInvalidDirectory: pinned because the
+// directory went bad, the control plane restarts serving the pin; the
+// refusal shows at /config, and unpin waits for a directory that loads.
+func TestRestartWhilePinnedWithAnInvalidDirectory(t *testing.T) {
+	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	dir := configDir(t)
+	cp := start(t, Options{ConfigDir: dir, AuditLog: auditPath})
+	good := cp.Config().Generation
+	if _, err := cp.Pin(good, "incident"); err != nil {
+		t.Fatal(err)
+	}
+	served := cp.Config()
+	writeFile(t, filepath.Join(dir, "budgets.yaml"), budgetYAML("500ms", 0))
+	if err := cp.Reload(context.Background()); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("Reload of the bad directory = %v, want refused", err)
+	}
+	cp.Stop()
+
+	cp = start(t, Options{ConfigDir: dir, AuditLog: auditPath})
+	got := cp.Config()
+	if got.Overrides.PinnedTo != good || got.PolicyHash != served.PolicyHash || got.Version != served.Version {
+		t.Errorf("after restart: pinned to %d serving %s/%s, want %d serving %s/%s",
+			got.Overrides.PinnedTo, got.PolicyHash, got.Version, good, served.PolicyHash, served.Version)
+	}
+	if got.LastError == nil || !strings.Contains(got.LastError.Message, "attempts") {
+		t.Errorf("/config lastError = %v, want the directory's refusal", got.LastError)
+	}
+	if _, err := cp.Unpin("over"); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("Unpin with no loadable directory = %v, want refused", err)
+	}
+	writeFile(t, filepath.Join(dir, "budgets.yaml"), budgetYAML("500ms", 3))
+	if err := cp.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Unpin("over"); err != nil {
+		t.Errorf("Unpin once the directory loads = %v", err)
+	}
+}
+
+// TestUnrestorablePinIsLiftedAndRecorded: a pin whose generation cannot
+// be rebuilt at start is lifted, and the log says so, so that a later
+// restart that could rebuild it does not bring it back.
+func TestUnrestorablePinIsLiftedAndRecorded(t *testing.T) {
+	auditDir := t.TempDir()
+	auditPath := filepath.Join(auditDir, "audit.jsonl")
+	dir := configDir(t)
+	cp := start(t, Options{ConfigDir: dir, AuditLog: auditPath})
+	first := cp.Config().Generation
+	writeFile(t, filepath.Join(dir, "budgets.yaml"), budgetYAML("700ms", 3))
+	if err := cp.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Pin(first, "incident"); err != nil {
+		t.Fatal(err)
+	}
+	cp.Stop()
+	obj := filepath.Join(auditDir, "objects", audit.HashBytes([]byte(budgetYAML("500ms", 3))))
+	if err := os.Rename(obj, obj+".away"); err != nil {
+		t.Fatal(err)
+	}
+	cp = start(t, Options{ConfigDir: dir, AuditLog: auditPath})
+	if p := cp.Config().Overrides.PinnedTo; p != 0 {
+		t.Errorf("pinned to %d although the generation cannot be rebuilt", p)
+	}
+	cp.Stop()
+	lifted := false
+	for _, r := range readAuditLog(t, auditPath) {
+		lifted = lifted || (r.Kind == audit.KindUnpin && strings.Contains(r.Detail, "cannot be rebuilt"))
+	}
+	if !lifted {
+		t.Error("no record of the pin lifted at start")
+	}
+	if err := os.Rename(obj+".away", obj); err != nil {
+		t.Fatal(err)
+	}
+	cp = start(t, Options{ConfigDir: dir, AuditLog: auditPath})
+	if p := cp.Config().Overrides.PinnedTo; p != 0 {
+		t.Errorf("a later restart pinned generation %d again", p)
+	}
+}
+
+// TestPinnedReloadsAndRestartsRecordEachConfigurationOnce: while pinned,
+// a directory configuration is recorded as accepted once; reloads of the
+// same files and restarts append nothing.
+func TestPinnedReloadsAndRestartsRecordEachConfigurationOnce(t *testing.T) {
+	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	dir := configDir(t)
+	cp := start(t, Options{ConfigDir: dir, AuditLog: auditPath})
+	if _, err := cp.Pin(cp.Config().Generation, "incident"); err != nil {
+		t.Fatal(err)
+	}
+	n := len(readAuditLog(t, auditPath))
+	writeFile(t, filepath.Join(dir, "budgets.yaml"), budgetYAML("800ms", 3))
+	for range 3 {
+		if err := cp.Reload(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp.Stop()
+	for range 2 {
+		cp = start(t, Options{ConfigDir: dir, AuditLog: auditPath})
+		cp.Stop()
+	}
+	log := readAuditLog(t, auditPath)
+	if len(log) != n+1 || !strings.HasPrefix(log[n].Detail, "accepted, not served") {
+		t.Errorf("a changed directory reloaded 3 times and 2 restarts while pinned appended %d records, want 1 (accepted, not served)", len(log)-n)
+	}
+}
+
+// TestRestartOnALogWithoutConfigVersions: records written before config
+// versions were recorded have none; a restart serving what the log last
+// recorded appends nothing.
+func TestRestartOnALogWithoutConfigVersions(t *testing.T) {
+	auditDir := t.TempDir()
+	dir := configDir(t)
+	cp := start(t, Options{ConfigDir: dir, AuditLog: filepath.Join(auditDir, "new.jsonl")})
+	cp.Stop()
+	oldPath := filepath.Join(auditDir, "old.jsonl")
+	l, err := audit.Open(oldPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range readAuditLog(t, filepath.Join(auditDir, "new.jsonl")) {
+		r.OldConfigVersion, r.NewConfigVersion = "", ""
+		if _, err := l.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n := len(readAuditLog(t, oldPath))
+	cp = start(t, Options{ConfigDir: dir, AuditLog: oldPath})
+	if got := len(readAuditLog(t, oldPath)); got != n {
+		t.Errorf("restart on an older log serving what it recorded appended %d records", got-n)
+	}
+	if c := testutil.ToFloat64(cp.metrics.ConfigChanges.WithLabelValues("true")) + testutil.ToFloat64(cp.metrics.ConfigChanges.WithLabelValues("false")); c != 0 {
+		t.Errorf("hopguard_config_changes_total = %v after such a restart, want 0", c)
 	}
 }

@@ -247,6 +247,18 @@ func (l *Log) Last() (Record, bool) {
 	return Record{}, false
 }
 
+// LastOf returns the last record of kind.
+func (l *Log) LastOf(kind string) (Record, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.recs) - 1; i >= 0; i-- {
+		if l.recs[i].Kind == kind {
+			return l.recs[i], true
+		}
+	}
+	return Record{}, false
+}
+
 // Overrides are the manual overrides in force at the end of a log.
 type Overrides struct {
 	// Frozen is true when the last freeze record was not undone.
