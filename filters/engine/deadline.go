@@ -16,8 +16,19 @@ import (
 // deadlines (grpc-timeout, x-envoy-expected-rq-timeout-ms) and the stream
 // deadline are measured by this host's clock and need no tolerance.
 func effectiveDeadline(now time.Time, p *policy.Deadline, skew time.Duration, f *Facts) time.Time {
-	var dl time.Time
-	found := false
+	dl, found := callerDeadline(now, skew, f)
+	if !found {
+		return now.Add(p.Default)
+	}
+	if limit := now.Add(p.Max); dl.After(limit) {
+		return limit
+	}
+	return dl
+}
+
+// callerDeadline is the earliest deadline the request carries (see
+// effectiveDeadline), unclamped; found is false when it carries none.
+func callerDeadline(now time.Time, skew time.Duration, f *Facts) (dl time.Time, found bool) {
 	earliest := func(t time.Time) {
 		if !found || t.Before(dl) {
 			dl, found = t, true
@@ -35,13 +46,7 @@ func effectiveDeadline(now time.Time, p *policy.Deadline, skew time.Duration, f 
 	if !f.StreamDeadline.IsZero() {
 		earliest(f.StreamDeadline)
 	}
-	if !found {
-		return now.Add(p.Default)
-	}
-	if limit := now.Add(p.Max); dl.After(limit) {
-		return limit
-	}
-	return dl
+	return dl, found
 }
 
 // deadlineExhausted reports whether a request with remaining time left

@@ -47,7 +47,7 @@ func (e *Engine) checkIdempotency(ctx context.Context, now time.Time, r *Route, 
 		fp = plainFingerprint(f.Method, f.Path)
 	}
 	start := time.Now()
-	res, err := e.store.Claim(ctx, scope, fp, now, max(d.Remaining, 0)+inFlightGrace)
+	res, err := e.store.Claim(ctx, scope, fp, now, e.claimFor(now, p, f, d)+inFlightGrace)
 	e.metrics.StoreDuration("claim").Observe(time.Since(start).Seconds())
 	if err != nil {
 		// The route says (by default: side effects fail closed, since without
@@ -75,6 +75,22 @@ func (e *Engine) checkIdempotency(ctx context.Context, now time.Time, r *Route, 
 	default:
 		return ReasonIdempotencyInFlight
 	}
+}
+
+// claimFor is how long a request may hold its key in flight (before
+// inFlightGrace): its remaining deadline. A dry-run route lets the request
+// run to the caller's own deadline (the route's deadline.max does not cut
+// it), so its claim lasts as long; without a caller deadline it lasts the
+// longer of deadline.max and the time left.
+func (e *Engine) claimFor(now time.Time, p *policy.Route, f *Facts, d *Decision) time.Duration {
+	left := max(d.Remaining, 0)
+	if !p.DryRun {
+		return left
+	}
+	if dl, ok := callerDeadline(now, e.snap.Load().mesh.ClockSkew, f); ok {
+		return max(dl.Sub(now), left)
+	}
+	return max(p.Deadline.Max, left)
 }
 
 // finishClaim completes or releases claim c after a request ended with out:

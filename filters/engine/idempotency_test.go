@@ -281,3 +281,26 @@ func TestIdempotency_DefaultStoreIsLRU(t *testing.T) {
 		t.Errorf("transition series = %d, want ≥ 2 (claim, complete)", n)
 	}
 }
+
+// TestIdempotency_DryRunClaimLastsTheCallersDeadline: a dry-run route does
+// not cut the request at deadline.max, so its key stays claimed for the
+// caller's own deadline; an enforcing route claims it for the clamped one.
+func TestIdempotency_DryRunClaimLastsTheCallersDeadline(t *testing.T) {
+	for _, dryRun := range []bool{false, true} {
+		p := testRoute("Pay", sideEffects(policy.RequireAlways), func(r *policy.Route) { r.DryRun = dryRun })
+		e, _, st := testEngine(t, p)
+		r := mustRoute(t, e, p.ID)
+		f := Facts{Method: "POST", Path: "/shop.Orders/Pay", HasKey: true, Key: "k", GRPCTimeout: 10 * time.Second}
+		if d := e.Decide(context.Background(), r, &f); d.Claim == nil {
+			t.Fatalf("dry-run %v: no claim: %+v", dryRun, d)
+		}
+		rec, _ := st.Record(idempotency.Scope{Route: p.ID, Side: "inbound", Key: "k"})
+		want := t0.Add(p.Deadline.Max + inFlightGrace) // 2 s + 1 s
+		if dryRun {
+			want = t0.Add(10*time.Second + inFlightGrace)
+		}
+		if !rec.ExpiresAt.Equal(want) {
+			t.Errorf("dry-run %v: claim expires %v after the request, want %v", dryRun, rec.ExpiresAt.Sub(t0), want.Sub(t0))
+		}
+	}
+}
