@@ -11,6 +11,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/hopguard/hopguard/api/v1alpha1"
 	"github.com/hopguard/hopguard/controlplane/admin"
@@ -101,6 +103,11 @@ type Options struct {
 	// QuarantineInterval is how often drift is re-evaluated for quarantine
 	// (default xds.DefaultQuarantineInterval).
 	QuarantineInterval time.Duration
+
+	// TLS, when set, serves xDS and the bundle subscriptions (one gRPC
+	// port) over TLS; with ClientCAs and a ClientAuth that verifies, only
+	// clients with a certificate get config. nil serves plaintext.
+	TLS *tls.Config
 
 	// AllowEmpty accepts a configuration that declares no services while
 	// services are served (or were, by the audit log). Without it such a
@@ -267,7 +274,11 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		cp.xds.Close()
 		return nil, errors.Join(fmt.Errorf("controlplane: admin listener: %w", err), cp.xdsLis.Close(), w.Close(), cp.closeAudit())
 	}
-	cp.grpc = grpc.NewServer(grpc.KeepaliveEnforcementPolicy(bundles.ServerEnforcement), grpc.KeepaliveParams(bundles.ServerKeepalive))
+	gopts := []grpc.ServerOption{grpc.KeepaliveEnforcementPolicy(bundles.ServerEnforcement), grpc.KeepaliveParams(bundles.ServerKeepalive)}
+	if opts.TLS != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
+	}
+	cp.grpc = grpc.NewServer(gopts...)
 	cp.xds.Register(cp.grpc)
 	cp.publisher.Register(cp.grpc)
 	cp.http = &http.Server{Handler: admin.Handler(cp), ReadHeaderTimeout: 10 * time.Second}

@@ -22,7 +22,9 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -55,6 +57,13 @@ type Options struct {
 	// Region, Zone and SubZone are the sidecar's locality (Node.locality),
 	// which the control plane reports per node; all empty means none.
 	Region, Zone, SubZone string
+	// XDSCA, when set, makes Envoy reach the control plane over TLS,
+	// verifying its certificate against this CA bundle (a path Envoy
+	// reads). XDSCert and XDSKey, both or neither, are the sidecar's own
+	// certificate for a control plane that requires mutual TLS.
+	// XDSServerName is the name the certificate must carry (default: the
+	// host of XDSAddr, a DNS name or an IP address).
+	XDSCA, XDSCert, XDSKey, XDSServerName string
 }
 
 // Render returns the bootstrap of the sidecar described by opts. It returns
@@ -79,6 +88,12 @@ func Render(opts Options) (*bootstrapv3.Bootstrap, error) {
 		errs = append(errs, fmt.Errorf("%w: xds address %q has no valid port", ErrInvalid, opts.XDSAddr))
 	case !isIP(host) && !isDNSName(host):
 		errs = append(errs, fmt.Errorf("%w: xds address %q: host is neither an IP address nor a DNS name", ErrInvalid, opts.XDSAddr))
+	}
+	if (opts.XDSCert == "") != (opts.XDSKey == "") {
+		errs = append(errs, fmt.Errorf("%w: an xds client certificate and key go together", ErrInvalid))
+	}
+	if opts.XDSCA == "" && (opts.XDSCert != "" || opts.XDSServerName != "") {
+		errs = append(errs, fmt.Errorf("%w: TLS to the control plane needs the CA that verifies it (--xds-ca)", ErrInvalid))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -159,10 +174,58 @@ func Render(opts Options) (*bootstrapv3.Bootstrap, error) {
 		}}},
 		Admin: &bootstrapv3.Admin{Address: socketAddress("127.0.0.1", adminPort)},
 	}
+	if opts.XDSCA != "" {
+		ts, err := xdsTLS(opts, host)
+		if err != nil {
+			return nil, err
+		}
+		b.StaticResources.Clusters[0].TransportSocket = ts
+	}
 	if err := b.ValidateAll(); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	return b, nil
+}
+
+// xdsTLS is the transport socket of the xDS cluster under TLS: the
+// control plane's certificate is verified against opts.XDSCA and must name
+// the server (a DNS SAN, or an IP SAN when the host is an address), HTTP/2
+// is negotiated by ALPN, and the sidecar's own certificate is presented
+// when given.
+func xdsTLS(opts Options, host string) (*corev3.TransportSocket, error) {
+	name := opts.XDSServerName
+	if name == "" {
+		name = host
+	}
+	san := &tlsv3.SubjectAltNameMatcher{
+		SanType: tlsv3.SubjectAltNameMatcher_DNS,
+		Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: name}},
+	}
+	if isIP(name) {
+		san.SanType = tlsv3.SubjectAltNameMatcher_IP_ADDRESS
+	}
+	common := &tlsv3.CommonTlsContext{
+		AlpnProtocols: []string{"h2"},
+		ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+			TrustedCa:                 &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: opts.XDSCA}},
+			MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{san},
+		}},
+	}
+	if opts.XDSCert != "" {
+		common.TlsCertificates = []*tlsv3.TlsCertificate{{
+			CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: opts.XDSCert}},
+			PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: opts.XDSKey}},
+		}}
+	}
+	up := &tlsv3.UpstreamTlsContext{CommonTlsContext: common}
+	if !isIP(name) {
+		up.Sni = name
+	}
+	typed, err := anypb.New(up)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	return &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: typed}}, nil
 }
 
 func isIP(host string) bool {

@@ -12,6 +12,7 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -107,6 +108,8 @@ func TestRender_Errors(t *testing.T) {
 		{"host with a space", Options{Service: "payments", XDSAddr: "control plane:18000"}, []string{"neither an IP address nor a DNS name"}},
 		{"admin port too big", Options{Service: "payments", XDSAddr: "127.0.0.1:18000", AdminPort: 65536}, []string{"admin port 65536"}},
 		{"everything at once", Options{AdminPort: 99999}, []string{"service is required", "admin port 99999", "xds address is required"}},
+		{"client cert without key", Options{Service: "payments", XDSAddr: "cp:18000", XDSCA: "/ca.pem", XDSCert: "/c.pem"}, []string{"certificate and key go together"}},
+		{"client cert without CA", Options{Service: "payments", XDSAddr: "cp:18000", XDSCert: "/c.pem", XDSKey: "/k.pem"}, []string{"needs the CA"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := Render(tc.opts)
@@ -119,6 +122,59 @@ func TestRender_Errors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRender_TLS: with a CA, the xDS cluster speaks TLS (ALPN h2), verifies
+// the control plane's certificate against the CA and its name (a DNS SAN,
+// or an IP SAN for an address), and presents the sidecar's certificate
+// when given one.
+func TestRender_TLS(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		opts     Options
+		sanType  tlsv3.SubjectAltNameMatcher_SanType
+		san, sni string
+		mutual   bool
+	}{
+		{"DNS name, mutual", Options{Service: "payments", XDSAddr: "hopguard.hopguard-system.svc:18000", XDSCA: "/etc/hopguard/ca.pem",
+			XDSCert: "/etc/hopguard/tls.crt", XDSKey: "/etc/hopguard/tls.key"},
+			tlsv3.SubjectAltNameMatcher_DNS, "hopguard.hopguard-system.svc", "hopguard.hopguard-system.svc", true},
+		{"IP address", Options{Service: "payments", XDSAddr: "10.0.0.7:18000", XDSCA: "/ca.pem"},
+			tlsv3.SubjectAltNameMatcher_IP_ADDRESS, "10.0.0.7", "", false},
+		{"server name given", Options{Service: "payments", XDSAddr: "10.0.0.7:18000", XDSCA: "/ca.pem", XDSServerName: "hopguard.internal"},
+			tlsv3.SubjectAltNameMatcher_DNS, "hopguard.internal", "hopguard.internal", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := Render(tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := b.GetStaticResources().GetClusters()[0].GetTransportSocket()
+			var up tlsv3.UpstreamTlsContext
+			if ts.GetName() != "envoy.transport_sockets.tls" || ts.GetTypedConfig().UnmarshalTo(&up) != nil {
+				t.Fatalf("transport socket = %v", ts)
+			}
+			common := up.GetCommonTlsContext()
+			vc := common.GetValidationContext()
+			sans := vc.GetMatchTypedSubjectAltNames()
+			if vc.GetTrustedCa().GetFilename() != tc.opts.XDSCA || len(sans) != 1 || sans[0].GetSanType() != tc.sanType ||
+				sans[0].GetMatcher().GetExact() != tc.san || up.GetSni() != tc.sni {
+				t.Errorf("validation = %v, sni %q; want CA %s, SAN %v %s, sni %q", vc, up.GetSni(), tc.opts.XDSCA, tc.sanType, tc.san, tc.sni)
+			}
+			if len(common.GetAlpnProtocols()) != 1 || common.GetAlpnProtocols()[0] != "h2" {
+				t.Errorf("ALPN = %v, want [h2]", common.GetAlpnProtocols())
+			}
+			certs := common.GetTlsCertificates()
+			if tc.mutual != (len(certs) == 1) || (tc.mutual && (certs[0].GetCertificateChain().GetFilename() != tc.opts.XDSCert ||
+				certs[0].GetPrivateKey().GetFilename() != tc.opts.XDSKey)) {
+				t.Errorf("client certificates = %v, want mutual %v", certs, tc.mutual)
+			}
+		})
+	}
+	plain, err := Render(Options{Service: "payments", XDSAddr: "cp:18000"})
+	if err != nil || plain.GetStaticResources().GetClusters()[0].GetTransportSocket() != nil {
+		t.Errorf("without a CA: %v, %v; want plaintext", plain, err)
 	}
 }
 

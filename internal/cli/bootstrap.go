@@ -50,5 +50,9 @@ server's hopguard-extproc included) and endpoints all arrive over ADS.
 	f.StringVar(&o.Region, "region", "", "locality region of the sidecar")
 	f.StringVar(&o.Zone, "zone", "", "locality zone of the sidecar")
 	f.StringVar(&o.SubZone, "sub-zone", "", "locality sub-zone of the sidecar")
+	f.StringVar(&o.XDSCA, "xds-ca", "", "path (as Envoy sees it) of the CA bundle that verifies the control plane's certificate: reach it over TLS")
+	f.StringVar(&o.XDSCert, "xds-cert", "", "path of the sidecar's client certificate, for a control plane that requires mutual TLS")
+	f.StringVar(&o.XDSKey, "xds-key", "", "path of the private key of --xds-cert")
+	f.StringVar(&o.XDSServerName, "xds-server-name", "", "name the control plane's certificate must carry (default: the host of --xds-addr)")
 	return cmd
 }

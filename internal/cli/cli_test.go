@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +18,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/hopguard/hopguard/internal/testutil/testcerts"
+	"github.com/hopguard/hopguard/policy/signing"
 )
 
 const exampleDir = "../../examples/shop/config"
@@ -83,6 +87,10 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"no-such-command"},
 		{"validate", "--no-such-flag", exampleDir},
 		{"validate", filepath.Join(t.TempDir(), "missing")},
+		{"controlplane", "--config", exampleDir, "--tls-cert", "cert.pem", "--xds-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"},
+		{"extproc", "--control-plane", "127.0.0.1:1", "--allow-unsigned", "--environment", "e", "--control-plane-cert", "c.pem",
+			"--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"},
+		{"bootstrap", "--service", "s", "--xds-addr", "cp:18000", "--xds-cert", "c.pem", "--xds-key", "k.pem"},
 	} {
 		if code, _, _ := run(t, context.Background(), args...); code != ExitError {
 			t.Errorf("hopguard %v: exit %d, want %d", args, code, ExitError)
@@ -356,6 +364,57 @@ func TestExtProcConfigFlags(t *testing.T) {
 		args := append([]string{"extproc", "--config", exampleDir, "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, extra...)
 		if code, _, errOut := run(t, context.Background(), args...); code != ExitError || !strings.Contains(errOut, "apply to --control-plane") {
 			t.Errorf("extproc --config with %v: exit %d, stderr %q; want a usage error", extra, code, errOut)
+		}
+	}
+}
+
+// TestTLSBetweenFilterAndControlPlane: a control plane serving mutual TLS
+// and a filter following it with the CA and its own certificate; the
+// filter becomes ready on a verified bundle. A filter without a client
+// certificate never does.
+func TestTLSBetweenFilterAndControlPlane(t *testing.T) {
+	dir := t.TempDir()
+	certs := testcerts.Write(t, dir, "hg")
+	priv, pub, _, err := signing.WriteKeyPair(filepath.Join(dir, "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	xdsAddr, adminAddr := freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	start := func(args ...string) *bytes.Buffer {
+		var stderr bytes.Buffer
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if code := Main(ctx, Env{Args: args, Stdout: &bytes.Buffer{}, Stderr: &stderr, Version: "test"}); code != ExitOK {
+				t.Errorf("hopguard %s exited %d", args[0], code)
+			}
+		}()
+		return &stderr
+	}
+	start("controlplane", "--config", exampleDir, "--xds-addr", xdsAddr, "--admin-addr", adminAddr,
+		"--signing-key", priv, "--tls-cert", certs.ServerCert, "--tls-key", certs.ServerKey, "--tls-client-ca", certs.CA)
+	waitStatus(t, "http://"+adminAddr+"/readyz", http.StatusOK)
+
+	follow := func(extra ...string) string {
+		metrics := freeAddr(t)
+		start(append([]string{"extproc", "--control-plane", xdsAddr, "--verify-key", pub, "--environment", "dev-local",
+			"--addr", freeAddr(t), "--metrics-addr", metrics, "--control-plane-ca", certs.CA}, extra...)...)
+		return "http://" + metrics + "/readyz"
+	}
+	waitStatus(t, follow("--control-plane-cert", certs.ClientCert, "--control-plane-key", certs.ClientKey), http.StatusOK)
+
+	noCert := follow()
+	waitStatus(t, noCert, http.StatusServiceUnavailable)
+	time.Sleep(500 * time.Millisecond) // a few connection attempts
+	if resp, err := http.Get(noCert); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("a filter without a client certificate is ready (%d)", resp.StatusCode)
 		}
 	}
 }

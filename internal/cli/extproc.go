@@ -74,6 +74,10 @@ apply their failure mode meanwhile (side effects fail closed).`,
 	cmd.Flags().StringArrayVar(&f.sub.verifyKeys, "verify-key", nil, "public key (PEM) bundles must be signed with; repeat during a key rotation")
 	cmd.Flags().StringVar(&f.sub.environment, "environment", "", "the MeshConfig environment this filter enforces; bundles for another are refused (required with --control-plane)")
 	cmd.Flags().BoolVar(&f.sub.allowUnsigned, "allow-unsigned", false, "accept unsigned bundles from --control-plane (trials only)")
+	cmd.Flags().StringVar(&f.sub.tls.CA, "control-plane-ca", "", "CA bundle (PEM) that verifies the control plane's TLS certificate; any --control-plane-* flag turns TLS on (default roots: the system's)")
+	cmd.Flags().StringVar(&f.sub.tls.Cert, "control-plane-cert", "", "this filter's client certificate (PEM), for a control plane that requires mutual TLS")
+	cmd.Flags().StringVar(&f.sub.tls.Key, "control-plane-key", "", "private key (PEM) of --control-plane-cert")
+	cmd.Flags().StringVar(&f.sub.tls.ServerName, "control-plane-server-name", "", "name to verify in the control plane's certificate (default: the host of --control-plane)")
 	return cmd
 }
 

@@ -10,11 +10,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/hopguard/hopguard/controlplane/bundles"
 	"github.com/hopguard/hopguard/filters/engine"
 	"github.com/hopguard/hopguard/filters/subscribe"
+	"github.com/hopguard/hopguard/internal/tlsfiles"
 	"github.com/hopguard/hopguard/policy/bundle"
 	"github.com/hopguard/hopguard/policy/signing"
 	"github.com/hopguard/hopguard/policy/source"
@@ -37,6 +39,13 @@ type subscriptionFlags struct {
 	verifyKeys    []string
 	environment   string
 	allowUnsigned bool
+	// tls reaches the control plane over TLS when any file is set.
+	tls tlsfiles.Client
+}
+
+// tlsEnabled reports whether any TLS flag is set.
+func (f *subscriptionFlags) tlsEnabled() bool {
+	return f.tls.CA != "" || f.tls.Cert != "" || f.tls.Key != "" || f.tls.ServerName != ""
 }
 
 // openFeed installs the first policies into eng from the configured source
@@ -47,8 +56,8 @@ func openFeed(ctx context.Context, f *extProcFlags, eng *engine.Engine, reg prom
 	switch {
 	case f.configDir != "" && f.sub.controlPlane != "":
 		return nil, errors.New("usage: --config and --control-plane are exclusive: read budgets from a directory or from the control plane")
-	case f.configDir != "" && (len(f.sub.verifyKeys) > 0 || f.sub.environment != "" || f.sub.allowUnsigned):
-		return nil, errors.New("usage: --verify-key, --environment and --allow-unsigned apply to --control-plane; with --config the directory is trusted as it is")
+	case f.configDir != "" && (len(f.sub.verifyKeys) > 0 || f.sub.environment != "" || f.sub.allowUnsigned || f.sub.tlsEnabled()):
+		return nil, errors.New("usage: --verify-key, --environment, --allow-unsigned and --control-plane-* apply to --control-plane; with --config the directory is trusted as it is")
 	case f.configDir != "":
 		src, err := source.Open(f.configDir, eng.SetBundle, source.Options{Debounce: f.debounce, Logger: log, AllowEmpty: f.allowEmpty})
 		if err != nil {
@@ -96,7 +105,15 @@ func openSubscription(ctx context.Context, f *subscriptionFlags, eng *engine.Eng
 	if err != nil {
 		return nil, err
 	}
-	conn, err := grpc.NewClient(f.controlPlane, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	creds := insecure.NewCredentials()
+	if f.tlsEnabled() {
+		cfg, err := f.tls.Config()
+		if err != nil {
+			return nil, fmt.Errorf("usage: %w", err)
+		}
+		creds = credentials.NewTLS(cfg)
+	}
+	conn, err := grpc.NewClient(f.controlPlane, grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(bundles.ClientKeepalive))
 	if err != nil {
 		return nil, fmt.Errorf("extproc: --control-plane: %w", err)

@@ -16,6 +16,7 @@ import (
 	"github.com/hopguard/hopguard/controlplane"
 	"github.com/hopguard/hopguard/controlplane/ir"
 	"github.com/hopguard/hopguard/controlplane/metrics"
+	"github.com/hopguard/hopguard/internal/tlsfiles"
 	"github.com/hopguard/hopguard/policy/signing"
 )
 
@@ -30,6 +31,7 @@ type controlPlaneFlags struct {
 	signingKey  string
 	auditLog    string
 	allowEmpty  bool
+	tls         tlsfiles.Server
 	// store selects the in-process filter's idempotency store.
 	store storeFlags
 }
@@ -41,6 +43,9 @@ func (f *controlPlaneFlags) register(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.debounce, "debounce", 200*time.Millisecond, "quiet time after a config file change before reloading")
 	cmd.Flags().StringVar(&f.signingKey, "signing-key", "", "ed25519 private key (PEM, mode 0600; see hopguard keygen) that signs policy bundles and manifests; without it they are distributed unsigned")
 	cmd.Flags().StringVar(&f.auditLog, "audit-log", "", "hash-chained audit log of changes, refusals and overrides (JSON lines; sources kept beside it for hopguard pin); empty keeps none")
+	cmd.Flags().StringVar(&f.tls.Cert, "tls-cert", "", "certificate chain (PEM) to serve xDS and bundle subscriptions over TLS; reloaded when the file changes")
+	cmd.Flags().StringVar(&f.tls.Key, "tls-key", "", "private key (PEM) of --tls-cert")
+	cmd.Flags().StringVar(&f.tls.ClientCA, "tls-client-ca", "", "CA bundle (PEM) client certificates must chain to: mutual TLS, only nodes and filters with a certificate get config")
 	cmd.Flags().BoolVar(&f.allowEmpty, "allow-empty-config", false, "accept a configuration that declares no services while services are served (refused by default: an emptied or unmounted directory would remove every route)")
 	_ = cmd.MarkFlagRequired("config")
 }
@@ -97,6 +102,10 @@ func serveControlPlane(ctx context.Context, env Env, g *globalFlags, f *controlP
 			return err
 		}
 	}
+	tlsCfg, err := f.tls.Config()
+	if err != nil {
+		return fmt.Errorf("usage: %w", err)
+	}
 	var filter *filterStack
 	var onApply func(*ir.Mesh)
 	if f.extProcAddr != "" {
@@ -120,6 +129,7 @@ func serveControlPlane(ctx context.Context, env Env, g *globalFlags, f *controlP
 		SigningKey: key,
 		AuditLog:   f.auditLog,
 		AllowEmpty: f.allowEmpty,
+		TLS:        tlsCfg,
 	})
 	if err != nil {
 		if filter != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -149,10 +150,15 @@ type Client struct {
 	done     chan struct{}
 }
 
-// Dial opens an ADS stream to addr as node. With nack set the client
-// rejects every response.
+// Dial opens an ADS stream to addr as node, in plaintext. With nack set
+// the client rejects every response.
 func Dial(ctx context.Context, addr string, node *corev3.Node, nack bool) (*Client, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return DialWith(ctx, addr, node, nack, insecure.NewCredentials())
+}
+
+// DialWith is Dial with the given transport credentials (TLS, say).
+func DialWith(ctx context.Context, addr string, node *corev3.Node, nack bool, creds credentials.TransportCredentials) (*Client, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, fmt.Errorf("xdstest: dial: %w", err)
 	}
