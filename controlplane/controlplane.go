@@ -242,10 +242,14 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: %w", err)
 	}
-	pin := cp.restore()
+	pin, err := cp.restore()
+	if err != nil {
+		cp.xds.Close()
+		return nil, errors.Join(err, w.Close(), cp.closeAudit())
+	}
 	reloadErr := cp.Reload(ctx)
 	if err := reloadErr; err != nil {
-		if pin == nil || !errors.Is(err, ErrInvalidConfig) {
+		if pin == nil || pin.lifted != nil || !errors.Is(err, ErrInvalidConfig) {
 			cp.xds.Close()
 			return nil, errors.Join(err, w.Close(), cp.closeAudit())
 		}
@@ -432,7 +436,10 @@ func (cp *ControlPlane) Reload(ctx context.Context) error {
 		if cp.dist.pinnedTo != 0 {
 			// Accepted, and served once unpinned. Recorded once per
 			// configuration: reloads of the same files, and restarts,
-			// append nothing.
+			// append nothing. A refusal shown before is over.
+			cp.mu.Lock()
+			cp.status.LastError = nil
+			cp.mu.Unlock()
 			if v := l.version(cp.log); v != cp.dist.acceptedVersion {
 				cp.log.Warn("config accepted but not served: pinned", zap.Uint64("pinned_generation", cp.dist.pinnedTo))
 				now := cp.now()

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -254,15 +255,15 @@ func (cp *ControlPlane) inWindowLocked(now time.Time, next *loaded) bool {
 // served again once the directory is loaded (servePinned). Without an
 // audit log nothing survives a restart. It runs in Start, before the first
 // load.
-func (cp *ControlPlane) restore() *pinned {
+func (cp *ControlPlane) restore() (*pinned, error) {
 	cp.reloadMu.Lock()
 	defer cp.reloadMu.Unlock()
 	if cp.audit == nil {
-		return nil
+		return nil, nil
 	}
 	last, ok := cp.audit.Last()
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	cp.lastGen = last.Generation
 	rec := recordedState{policyHash: last.NewPolicyHash, configVersion: last.NewConfigVersion, generation: last.Generation}
@@ -282,38 +283,56 @@ func (cp *ControlPlane) restore() *pinned {
 		cp.log.Warn("freeze restored from the audit log: side effects on routes not marked critical stay refused until unfrozen")
 	}
 	if o.PinnedTo == 0 {
-		return nil
+		return nil, nil
 	}
 	l, sources, err := cp.loadGeneration(o.PinnedTo)
-	if err != nil {
-		// The pin ends here, and the log says so: a later restart that
-		// could rebuild it must not bring it back.
+	switch {
+	case err == nil:
+	case unrebuildable(err):
+		// The pin ends, once the directory is served (servePinned
+		// records it): a later restart that could rebuild it must not
+		// bring it back.
 		cp.log.Error("audit log: the pinned generation cannot be rebuilt; the pin is lifted and the directory served (pin again to restore it)",
 			zap.Uint64("pinned_generation", o.PinnedTo), zap.Error(err))
-		_ = cp.record(audit.Record{Time: cp.now(), Kind: audit.KindUnpin,
-			Detail: fmt.Sprintf("pin to generation %d lifted at start: it cannot be rebuilt: %v", o.PinnedTo, err)})
-		return nil
+		return &pinned{generation: o.PinnedTo, lifted: err}, nil
+	default:
+		return nil, fmt.Errorf("controlplane: restore pin to generation %d: %w", o.PinnedTo, err)
 	}
 	cp.dist.pinnedTo = o.PinnedTo
 	cp.log.Warn("pin restored from the audit log: the directory's configuration is accepted but not served until unpinned",
 		zap.Uint64("pinned_generation", o.PinnedTo))
-	return &pinned{config: l, sources: sources, generation: o.PinnedTo}
+	return &pinned{config: l, sources: sources, generation: o.PinnedTo}, nil
 }
 
-// pinned is a pinned configuration rebuilt at start.
+// unrebuildable reports whether err says a generation's configuration is
+// gone for good (its record or sources missing or modified, or no longer
+// valid), rather than a passing failure worth a restart.
+func unrebuildable(err error) bool {
+	return errors.Is(err, audit.ErrNoGeneration) || errors.Is(err, audit.ErrSourceModified) ||
+		errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrInvalidConfig)
+}
+
+// pinned is the pin found in the audit log at start: rebuilt (config),
+// or to be lifted because it cannot be (lifted).
 type pinned struct {
 	config     *loaded
 	sources    []audit.Source
 	generation uint64
+	lifted     error
 }
 
-// servePinned serves the pin restored at start (p nil: nothing to do).
+// servePinned serves the pin restored at start, or records that it was
+// lifted, now that the directory is served (p nil: nothing to do).
 func (cp *ControlPlane) servePinned(p *pinned) error {
 	if p == nil {
 		return nil
 	}
 	cp.reloadMu.Lock()
 	defer cp.reloadMu.Unlock()
+	if p.lifted != nil {
+		return cp.record(audit.Record{Time: cp.now(), Kind: audit.KindUnpin,
+			Detail: fmt.Sprintf("pin to generation %d lifted at start: it cannot be rebuilt: %v", p.generation, p.lifted)})
+	}
 	b, err := cp.distributeLocked(p.config, p.sources, audit.KindChange,
 		fmt.Sprintf("pin to generation %d restored at start", cp.dist.pinnedTo))
 	if err != nil {
@@ -392,9 +411,11 @@ func (cp *ControlPlane) Unpin(reason string) (uint64, error) {
 	if cp.dist.latest == nil {
 		return 0, fmt.Errorf("%w: the directory's configuration was refused since the start; fix it (see /config lastError), then unpin", ErrInvalidConfig)
 	}
+	was := cp.dist.pinnedTo
 	cp.dist.pinnedTo = 0
 	b, err := cp.distributeLocked(cp.dist.latest, cp.dist.latestSources, audit.KindUnpin, "unpinned: "+reason)
 	if err != nil {
+		cp.dist.pinnedTo = was
 		return 0, err
 	}
 	cp.metrics.ManualOverrides.WithLabelValues(metrics.OverrideUnpin).Inc()

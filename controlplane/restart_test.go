@@ -6,8 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -18,6 +21,8 @@ import (
 
 	"github.com/hopguard/hopguard/controlplane/audit"
 	"github.com/hopguard/hopguard/controlplane/bundles"
+	"github.com/hopguard/hopguard/controlplane/ir"
+	"github.com/hopguard/hopguard/controlplane/translate"
 )
 
 // TestEmptiedDirectoryIsRefused: a directory that suddenly declares no
@@ -372,5 +377,70 @@ func TestRestartOnALogWithoutConfigVersions(t *testing.T) {
 	}
 	if c := testutil.ToFloat64(cp.metrics.ConfigChanges.WithLabelValues("true")) + testutil.ToFloat64(cp.metrics.ConfigChanges.WithLabelValues("false")); c != 0 {
 		t.Errorf("hopguard_config_changes_total = %v after such a restart, want 0", c)
+	}
+}
+
+// TestPinnedDirectoryFixedClearsTheRefusal: a refusal shown at /config
+// while pinned is cleared once the directory loads again.
+func TestPinnedDirectoryFixedClearsTheRefusal(t *testing.T) {
+	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	dir := configDir(t)
+	cp := start(t, Options{ConfigDir: dir, AuditLog: auditPath})
+	if _, err := cp.Pin(cp.Config().Generation, "incident"); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "budgets.yaml"), budgetYAML("500ms", 0))
+	if err := cp.Reload(context.Background()); err == nil {
+		t.Fatal("a bad directory was accepted")
+	}
+	cp.Stop()
+	cp = start(t, Options{ConfigDir: dir, AuditLog: auditPath})
+	if cp.Config().LastError == nil {
+		t.Fatal("restart over a bad directory shows no refusal")
+	}
+	writeFile(t, filepath.Join(dir, "budgets.yaml"), budgetYAML("600ms", 3))
+	if err := cp.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if le := cp.Config().LastError; le != nil {
+		t.Errorf("the directory loads again, /config lastError still %q", le.Message)
+	}
+}
+
+// TestFailedUnpinKeepsThePin: an unpin whose distribution fails leaves the
+// pin in force, so the next reload does not serve the directory unpinned.
+func TestFailedUnpinKeepsThePin(t *testing.T) {
+	var failRender atomic.Bool
+	render := func(m *ir.Mesh, service string, f translate.Flavor) (*translate.Resources, error) {
+		if failRender.Load() {
+			return nil, errors.New("render failed")
+		}
+		return translate.Translate(m, service, f, translate.Options{})
+	}
+	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	dir := configDir(t)
+	cp := start(t, Options{ConfigDir: dir, AuditLog: auditPath, Render: render})
+	c := dialNode(t, cp, "ledger-1", "ledger")
+	waitResponse(t, c, resourcev3.ListenerType, "")
+	pinned := cp.Config().Generation
+	if _, err := cp.Pin(pinned, "incident"); err != nil {
+		t.Fatal(err)
+	}
+	servedVersion := cp.Config().Version
+	writeFile(t, filepath.Join(dir, "budgets.yaml"), budgetYAML("800ms", 3))
+	if err := cp.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	failRender.Store(true)
+	if _, err := cp.Unpin("over"); err == nil {
+		t.Fatal("Unpin succeeded with rendering failing")
+	}
+	failRender.Store(false)
+	if err := cp.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := cp.Config(); got.Overrides.PinnedTo != pinned || got.Version != servedVersion {
+		t.Errorf("after a failed unpin and a reload: pinned to %d serving %s, want still pinned to %d serving %s",
+			got.Overrides.PinnedTo, got.Version, pinned, servedVersion)
 	}
 }

@@ -342,6 +342,10 @@ func (l *Log) PutSources(files map[string][]byte) ([]Source, error) {
 	return out, nil
 }
 
+// ErrSourceModified is returned by Sources for a source file whose
+// content no longer has the hash its record names.
+var ErrSourceModified = errors.New("audit: source modified in the object store")
+
 // ErrNoGeneration is returned by Sources for a generation that no record
 // distributed.
 var ErrNoGeneration = errors.New("audit: no record distributed that generation")
@@ -368,7 +372,7 @@ func (l *Log) Sources(gen uint64) (map[string][]byte, error) {
 			return nil, fmt.Errorf("audit: source %s of generation %d: %w", s.Path, gen, err)
 		}
 		if HashBytes(b) != s.SHA256 {
-			return nil, fmt.Errorf("audit: source %s of generation %d was modified in the object store", s.Path, gen)
+			return nil, fmt.Errorf("%w: source %s of generation %d", ErrSourceModified, s.Path, gen)
 		}
 		out[s.Path] = b
 	}

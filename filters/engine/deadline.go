@@ -16,19 +16,8 @@ import (
 // deadlines (grpc-timeout, x-envoy-expected-rq-timeout-ms) and the stream
 // deadline are measured by this host's clock and need no tolerance.
 func effectiveDeadline(now time.Time, p *policy.Deadline, skew time.Duration, f *Facts) time.Time {
-	dl, found := callerDeadline(now, skew, f)
-	if !found {
-		return now.Add(p.Default)
-	}
-	if limit := now.Add(p.Max); dl.After(limit) {
-		return limit
-	}
-	return dl
-}
-
-// callerDeadline is the earliest deadline the request carries (see
-// effectiveDeadline), unclamped; found is false when it carries none.
-func callerDeadline(now time.Time, skew time.Duration, f *Facts) (dl time.Time, found bool) {
+	var dl time.Time
+	found := false
 	earliest := func(t time.Time) {
 		if !found || t.Before(dl) {
 			dl, found = t, true
@@ -46,7 +35,13 @@ func callerDeadline(now time.Time, skew time.Duration, f *Facts) (dl time.Time, 
 	if !f.StreamDeadline.IsZero() {
 		earliest(f.StreamDeadline)
 	}
-	return dl, found
+	if !found {
+		return now.Add(p.Default)
+	}
+	if limit := now.Add(p.Max); dl.After(limit) {
+		return limit
+	}
+	return dl
 }
 
 // deadlineExhausted reports whether a request with remaining time left

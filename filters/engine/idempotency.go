@@ -47,7 +47,7 @@ func (e *Engine) checkIdempotency(ctx context.Context, now time.Time, r *Route, 
 		fp = plainFingerprint(f.Method, f.Path)
 	}
 	start := time.Now()
-	res, err := e.store.Claim(ctx, scope, fp, now, e.claimFor(now, p, f, d)+inFlightGrace)
+	res, err := e.store.Claim(ctx, scope, fp, now, e.claimFor(p, d)+inFlightGrace)
 	e.metrics.StoreDuration("claim").Observe(time.Since(start).Seconds())
 	if err != nil {
 		// The route says (by default: side effects fail closed, since without
@@ -78,19 +78,18 @@ func (e *Engine) checkIdempotency(ctx context.Context, now time.Time, r *Route, 
 }
 
 // claimFor is how long a request may hold its key in flight (before
-// inFlightGrace): its remaining deadline. A dry-run route lets the request
-// run to the caller's own deadline (the route's deadline.max does not cut
-// it), so its claim lasts as long; without a caller deadline it lasts the
-// longer of deadline.max and the time left.
-func (e *Engine) claimFor(now time.Time, p *policy.Route, f *Facts, d *Decision) time.Duration {
+// inFlightGrace): its remaining deadline. A dry-run route does not bound
+// the request (the interceptor leaves the handler the caller's deadline),
+// so its claim lasts at least deadline.max, the longest any data plane
+// the control plane configures lets a call run (route timeouts and
+// grpc_timeout_header_max); a caller past the mesh may hold its call
+// longer than its claim.
+func (e *Engine) claimFor(p *policy.Route, d *Decision) time.Duration {
 	left := max(d.Remaining, 0)
-	if !p.DryRun {
-		return left
+	if p.DryRun {
+		return max(left, p.Deadline.Max)
 	}
-	if dl, ok := callerDeadline(now, e.snap.Load().mesh.ClockSkew, f); ok {
-		return max(dl.Sub(now), left)
-	}
-	return max(p.Deadline.Max, left)
+	return left
 }
 
 // finishClaim completes or releases claim c after a request ended with out:

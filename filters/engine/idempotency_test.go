@@ -282,25 +282,34 @@ func TestIdempotency_DefaultStoreIsLRU(t *testing.T) {
 	}
 }
 
-// TestIdempotency_DryRunClaimLastsTheCallersDeadline: a dry-run route does
-// not cut the request at deadline.max, so its key stays claimed for the
-// caller's own deadline; an enforcing route claims it for the clamped one.
-func TestIdempotency_DryRunClaimLastsTheCallersDeadline(t *testing.T) {
-	for _, dryRun := range []bool{false, true} {
-		p := testRoute("Pay", sideEffects(policy.RequireAlways), func(r *policy.Route) { r.DryRun = dryRun })
+// TestIdempotency_DryRunClaimLastsDeadlineMax: a dry-run route does not
+// bound the request, so its key stays claimed for at least deadline.max
+// (the longest the mesh lets a call run), not the shorter default an
+// enforcing route would cut the request at; never for a caller's
+// arbitrarily long deadline.
+func TestIdempotency_DryRunClaimLastsDeadlineMax(t *testing.T) {
+	for _, tc := range []struct {
+		dryRun  bool
+		timeout time.Duration
+		want    time.Duration
+	}{
+		{false, 0, 800 * time.Millisecond},                // deadline.default
+		{true, 0, 2 * time.Second},                        // deadline.max
+		{false, 10 * time.Second, 2 * time.Second},        // clamped to deadline.max
+		{true, 10 * time.Second, 2 * time.Second},         // still deadline.max
+		{true, time.Duration(1<<63 - 1), 2 * time.Second}, // no overflow
+	} {
+		p := testRoute("Pay", sideEffects(policy.RequireAlways), func(r *policy.Route) { r.DryRun = tc.dryRun })
 		e, _, st := testEngine(t, p)
 		r := mustRoute(t, e, p.ID)
-		f := Facts{Method: "POST", Path: "/shop.Orders/Pay", HasKey: true, Key: "k", GRPCTimeout: 10 * time.Second}
+		f := Facts{Method: "POST", Path: "/shop.Orders/Pay", HasKey: true, Key: "k", GRPCTimeout: tc.timeout}
 		if d := e.Decide(context.Background(), r, &f); d.Claim == nil {
-			t.Fatalf("dry-run %v: no claim: %+v", dryRun, d)
+			t.Fatalf("%+v: no claim: %+v", tc, d)
 		}
 		rec, _ := st.Record(idempotency.Scope{Route: p.ID, Side: "inbound", Key: "k"})
-		want := t0.Add(p.Deadline.Max + inFlightGrace) // 2 s + 1 s
-		if dryRun {
-			want = t0.Add(10*time.Second + inFlightGrace)
-		}
-		if !rec.ExpiresAt.Equal(want) {
-			t.Errorf("dry-run %v: claim expires %v after the request, want %v", dryRun, rec.ExpiresAt.Sub(t0), want.Sub(t0))
+		if want := t0.Add(tc.want + inFlightGrace); !rec.ExpiresAt.Equal(want) {
+			t.Errorf("dry-run %v, caller timeout %v: claim expires %v after the request, want %v",
+				tc.dryRun, tc.timeout, rec.ExpiresAt.Sub(t0), want.Sub(t0))
 		}
 	}
 }

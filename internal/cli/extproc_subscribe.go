@@ -107,9 +107,12 @@ func openSubscription(ctx context.Context, f *subscriptionFlags, eng *engine.Eng
 	}
 	creds := insecure.NewCredentials()
 	if f.tlsEnabled() {
+		f.tls.OnReloadError = func(err error) {
+			log.Error("TLS client certificate files changed but do not load; the previous certificate stays in use", zap.Error(err))
+		}
 		cfg, err := f.tls.Config()
 		if err != nil {
-			return nil, fmt.Errorf("usage: %w", err)
+			return nil, fmt.Errorf("--control-plane-ca/-cert/-key: %w", err)
 		}
 		creds = credentials.NewTLS(cfg)
 	}

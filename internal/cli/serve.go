@@ -102,9 +102,12 @@ func serveControlPlane(ctx context.Context, env Env, g *globalFlags, f *controlP
 			return err
 		}
 	}
+	f.tls.OnReloadError = func(err error) {
+		log.Error("TLS certificate files changed but do not load; the previous certificate stays in use", zap.Error(err))
+	}
 	tlsCfg, err := f.tls.Config()
 	if err != nil {
-		return fmt.Errorf("usage: %w", err)
+		return fmt.Errorf("--tls-cert/--tls-key/--tls-client-ca: %w", err)
 	}
 	var filter *filterStack
 	var onApply func(*ir.Mesh)

@@ -15,7 +15,7 @@ import (
 )
 
 // ErrUsage is wrapped by errors about flags that do not go together.
-var ErrUsage = errors.New("tlsfiles: usage")
+var ErrUsage = errors.New("usage")
 
 // Server describes a server's TLS files.
 type Server struct {
@@ -25,6 +25,9 @@ type Server struct {
 	// ClientCA, when set, makes TLS mutual: clients must present a
 	// certificate signed by one of its CAs (PEM).
 	ClientCA string
+	// OnReloadError, when set, is told once per change of the files when
+	// the changed pair does not load (the last good pair stays in use).
+	OnReloadError func(error)
 }
 
 // Enabled reports whether any file is set.
@@ -41,7 +44,7 @@ func (s Server) Config() (*tls.Config, error) {
 	if s.Cert == "" || s.Key == "" {
 		return nil, fmt.Errorf("%w: a TLS certificate and key go together (a client CA needs them too)", ErrUsage)
 	}
-	kp, err := newKeyPair(s.Cert, s.Key)
+	kp, err := newKeyPair(s.Cert, s.Key, s.OnReloadError)
 	if err != nil {
 		return nil, err
 	}
@@ -68,6 +71,8 @@ type Client struct {
 	// ServerName overrides the name verified in the server's certificate
 	// (default: the host dialled).
 	ServerName string
+	// OnReloadError is as in Server.
+	OnReloadError func(error)
 }
 
 // Config returns the client TLS configuration.
@@ -84,7 +89,7 @@ func (c Client) Config() (*tls.Config, error) {
 		cfg.RootCAs = pool
 	}
 	if c.Cert != "" {
-		kp, err := newKeyPair(c.Cert, c.Key)
+		kp, err := newKeyPair(c.Cert, c.Key, c.OnReloadError)
 		if err != nil {
 			return nil, err
 		}
@@ -110,10 +115,13 @@ func readPool(path string) (*x509.CertPool, error) {
 // either file's modification time or size changes.
 type keyPair struct {
 	cert, key string
+	onErr     func(error)
 
 	mu      sync.Mutex
 	current *tls.Certificate
-	stamp   [2]fileStamp
+	// stamp is the files' version current was read from; failed the last
+	// version that did not load (not read again until the files change).
+	stamp, failed [2]fileStamp
 }
 
 // fileStamp identifies a version of a file.
@@ -130,8 +138,8 @@ func stampOf(path string) (fileStamp, error) {
 	return fileStamp{fi.ModTime(), fi.Size()}, nil
 }
 
-func newKeyPair(cert, key string) (*keyPair, error) {
-	kp := &keyPair{cert: cert, key: key}
+func newKeyPair(cert, key string, onErr func(error)) (*keyPair, error) {
+	kp := &keyPair{cert: cert, key: key, onErr: onErr}
 	if err := kp.load(); err != nil {
 		return nil, err
 	}
@@ -161,10 +169,14 @@ func (kp *keyPair) get() (*tls.Certificate, error) {
 	defer kp.mu.Unlock()
 	cs, err1 := stampOf(kp.cert)
 	ks, err2 := stampOf(kp.key)
-	if err1 == nil && err2 == nil && (cs != kp.stamp[0] || ks != kp.stamp[1]) {
-		prev := kp.current
+	now := [2]fileStamp{cs, ks}
+	if err1 == nil && err2 == nil && now != kp.stamp && now != kp.failed {
+		prev, prevStamp := kp.current, kp.stamp
 		if err := kp.load(); err != nil {
-			kp.current = prev
+			kp.current, kp.stamp, kp.failed = prev, prevStamp, now
+			if kp.onErr != nil {
+				kp.onErr(err)
+			}
 		}
 	}
 	return kp.current, nil
