@@ -12,8 +12,11 @@ type attempts struct {
 //   - x-envoy-attempt-count is Envoy's router retrying: mesh.
 //   - grpc-previous-rpc-attempts is grpc-go's retry. A proxyless callee sees
 //     the xDS-configured retry of the caller's channel: mesh. Behind a
-//     sidecar it comes from a channel the application configured itself
-//     (service config retries): app.
+//     sidecar it is mesh too when the caller is a proxyless client of the
+//     mesh: no caller-side Envoy counted the attempt (no
+//     x-envoy-attempt-count), and a hopguard filter on the caller's side
+//     stamped x-hopguard-deadline. Otherwise it comes from a channel the
+//     application configured itself (service config retries): app.
 //   - x-hopguard-attempt is set by the caller's code or library: app.
 //
 // A repeated idempotency key is an app retry too, but whether a key was seen
@@ -24,7 +27,7 @@ func attemptsOf(f *Facts) attempts {
 	a.mesh = max(a.mesh, f.EnvoyAttemptCount)
 	if f.GRPCPreviousAttempts > 0 {
 		n := min(f.GRPCPreviousAttempts, MaxAttempt-1) + 1
-		if f.Proxyless {
+		if f.Proxyless || (f.EnvoyAttemptCount == 0 && !f.HopguardDeadline.IsZero()) {
 			a.mesh = max(a.mesh, n)
 		} else {
 			a.app = max(a.app, n)

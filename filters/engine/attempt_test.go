@@ -1,6 +1,9 @@
 package engine
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestAttemptsOf(t *testing.T) {
 	tests := []struct {
@@ -16,6 +19,10 @@ func TestAttemptsOf(t *testing.T) {
 		{"envoy retry is mesh", Facts{EnvoyAttemptCount: 2}, 2, LayerMesh, true, false},
 		{"proxyless grpc retry is mesh", Facts{Proxyless: true, GRPCPreviousAttempts: 1}, 2, LayerMesh, true, false},
 		{"grpc retry behind sidecar is app", Facts{GRPCPreviousAttempts: 2}, 3, LayerApp, false, true},
+		{"grpc retry behind both sidecars is app", Facts{GRPCPreviousAttempts: 1, EnvoyAttemptCount: 1, HopguardDeadline: time.Unix(1_800_000_000, 0)}, 2, LayerApp, false, true},
+		// A proxyless client of the mesh calling a callee behind a sidecar:
+		// its filter stamped the deadline, no caller-side Envoy counted.
+		{"proxyless caller's xds retry at a sidecar is mesh", Facts{GRPCPreviousAttempts: 1, HopguardDeadline: time.Unix(1_800_000_000, 0)}, 2, LayerMesh, true, false},
 		{"hopguard attempt is app", Facts{HopguardAttempt: 2}, 2, LayerApp, false, true},
 		{"largest wins: app", Facts{EnvoyAttemptCount: 2, HopguardAttempt: 3}, 3, LayerApp, true, true},
 		{"largest wins: mesh", Facts{EnvoyAttemptCount: 3, HopguardAttempt: 2}, 3, LayerMesh, true, true},
