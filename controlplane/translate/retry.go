@@ -52,6 +52,17 @@ func (t *translator) retryPolicy(r policy.Retry, side Side) (*routev3.RetryPolic
 	if err != nil {
 		return nil, err
 	}
+	if t.flavor == Proxyless {
+		conds := proxylessConditions(r.On)
+		if len(conds) == 0 {
+			// Nothing grpc-go can retry on: no policy, as grpc-go would
+			// make one attempt anyway.
+			return nil, nil
+		}
+		if on, codes, err = retryOn(conds); err != nil {
+			return nil, err
+		}
+	}
 	rp := &routev3.RetryPolicy{
 		RetryOn:              on,
 		NumRetries:           wrapperspb.UInt32(uint32(retries)),
@@ -65,6 +76,29 @@ func (t *translator) retryPolicy(r policy.Retry, side Side) (*routev3.RetryPolic
 		rp.PerTryTimeout = durationpb.New(r.PerTryTimeout)
 	}
 	return rp, nil
+}
+
+// proxylessConditions are the conditions grpc-go can act on: it reads
+// only gRPC status names from retry_on (gRFC A44) and ignores the rest, so
+// the connection-level failures Envoy names (reset, connect-failure,
+// refused-stream, reset-before-request) become unavailable, the status
+// grpc-go reports them with; HTTP-level conditions are dropped.
+func proxylessConditions(conds []string) []string {
+	var out []string
+	add := func(c string) {
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	for _, c := range conds {
+		switch name := strings.ToLower(strings.TrimSpace(c)); name {
+		case "cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable":
+			add(name)
+		case "reset", "reset-before-request", "connect-failure", "refused-stream":
+			add("unavailable")
+		}
+	}
+	return out
 }
 
 // retryOn maps declared conditions to Envoy's retry_on value (declared

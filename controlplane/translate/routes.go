@@ -82,7 +82,7 @@ func (t *translator) serviceRoutes(s *ir.Service, cluster string, side Side) []*
 // and ext_proc override.
 func (t *translator) budgetRoute(s *ir.Service, r *ir.Route, cluster string, side Side) *routev3.Route {
 	action := &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster}}
-	applyTimeouts(action, s.GRPC, r.Policy.Deadline)
+	applyTimeouts(action, s.GRPC, r.Policy.Deadline, side)
 	rp, err := t.retryPolicy(r.Policy.Retry, side)
 	if err != nil {
 		t.fail(fmt.Errorf("translate: route %q: %w", r.Policy.ID, err))

@@ -258,6 +258,8 @@ func TestTranslate_RetryByAuthority(t *testing.T) {
 		},
 	}
 	zero := &routev3.RetryPolicy{NumRetries: wrapperspb.UInt32(0)}
+	proxylessPolicy := proto.Clone(meshPolicy).(*routev3.RetryPolicy)
+	proxylessPolicy.RetryOn, proxylessPolicy.RetriableStatusCodes = "unavailable", nil
 	tests := []struct {
 		name   string
 		flavor Flavor
@@ -271,7 +273,9 @@ func TestTranslate_RetryByAuthority(t *testing.T) {
 		{"envoy outbound app", Envoy, "stranger", "outbound|stranger", "payments", "shop/app", zero},
 		{"envoy outbound none", Envoy, "stranger", "outbound|stranger", "payments", "shop/none", zero},
 		{"envoy inbound mesh never retries", Envoy, "payments", "inbound|payments", "inbound|payments", "shop/mesh", zero},
-		{"proxyless mesh", Proxyless, "stranger", "outbound|payments", "payments", "shop/mesh", meshPolicy},
+		// grpc-go reads only gRPC status names: reset becomes unavailable,
+		// HTTP status codes go.
+		{"proxyless mesh", Proxyless, "stranger", "outbound|payments", "payments", "shop/mesh", proxylessPolicy},
 		{"proxyless app omits the policy", Proxyless, "stranger", "outbound|payments", "payments", "shop/app", nil},
 		{"proxyless none omits the policy", Proxyless, "stranger", "outbound|payments", "payments", "shop/none", nil},
 	}
@@ -292,6 +296,10 @@ func TestTranslate_Timeouts(t *testing.T) {
 	if web.GetMaxStreamDuration() != nil {
 		t.Errorf("http route has max_stream_duration %v", web.GetMaxStreamDuration())
 	}
+	// At the callee, an HTTP route allows the longest deadline a caller may
+	// have been granted (Envoy strips the caller's timeout headers).
+	webIn := find[*routev3.RouteConfiguration](t, translate(t, testMesh(t), "web", Envoy).Routes, "inbound|web")
+	diffProto(t, "inbound http timeout", routeNamed(t, webIn, "inbound|web", "shop/web").GetRoute().GetTimeout(), durationpb.New(2*time.Second))
 	in := find[*routev3.RouteConfiguration](t, res.Routes, "inbound|payments")
 	grpc := routeNamed(t, in, "inbound|payments", "shop/app").GetRoute()
 	diffProto(t, "grpc timeout", grpc.GetTimeout(), durationpb.New(2*time.Second))
