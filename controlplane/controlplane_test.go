@@ -249,16 +249,23 @@ func TestStartRejectsInvalidConfig(t *testing.T) {
 }
 
 func TestStart_Errors(t *testing.T) {
-	for name, opts := range map[string]Options{
-		"no directory":      {},
-		"missing directory": {ConfigDir: filepath.Join(t.TempDir(), "missing")},
-		"bad address":       {ConfigDir: configDir(t), XDSAddr: "256.0.0.1:bad", AdminAddr: "127.0.0.1:0"},
+	missing := filepath.Join(t.TempDir(), "missing")
+	for name, tc := range map[string]struct {
+		opts Options
+		want string
+	}{
+		"no directory":      {Options{}, "no configuration directory"},
+		"missing directory": {Options{ConfigDir: missing}, missing},
+		"bad address":       {Options{ConfigDir: configDir(t), XDSAddr: "256.0.0.1:bad", AdminAddr: "127.0.0.1:0"}, "xds listener"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			cp, err := Start(context.Background(), opts)
+			cp, err := Start(context.Background(), tc.opts)
 			if err == nil {
 				cp.Stop()
 				t.Fatal("Start succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) || errors.Is(err, ErrInvalidConfig) {
+				t.Errorf("Start = %v, want an error naming %q that is not an invalid configuration", err, tc.want)
 			}
 		})
 	}

@@ -390,8 +390,8 @@ func TestPinnedDirectoryFixedClearsTheRefusal(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(dir, "budgets.yaml"), budgetYAML("500ms", 0))
-	if err := cp.Reload(context.Background()); err == nil {
-		t.Fatal("a bad directory was accepted")
+	if err := cp.Reload(context.Background()); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("Reload of a bad directory = %v, want ErrInvalidConfig", err)
 	}
 	cp.Stop()
 	cp = start(t, Options{ConfigDir: dir, AuditLog: auditPath})

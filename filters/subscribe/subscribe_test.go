@@ -171,8 +171,19 @@ func TestRun_AcceptsRefusesAndReconnects(t *testing.T) {
 }
 
 func TestRun_Errors(t *testing.T) {
-	if err := Run(context.Background(), Options{}); err == nil {
-		t.Error("Run without Conn and Accept succeeded")
+	conn, err := grpc.NewClient("127.0.0.1:1", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	accept := func([]byte) (uint64, error) { return 0, nil }
+	for name, opts := range map[string]Options{
+		"no Conn":   {Accept: accept},
+		"no Accept": {Conn: conn},
+	} {
+		if err := Run(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "Conn and Accept are required") {
+			t.Errorf("Run with %s = %v, want the missing option named", name, err)
+		}
 	}
 }
 

