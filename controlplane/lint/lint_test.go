@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -369,5 +370,113 @@ func TestBundledExample(t *testing.T) {
 	}
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("findings on examples/shop/config (-got +want):\n%s", diff)
+	}
+}
+
+// layered returns services in layers of width, each calling every service
+// of the next layer: a dense graph with width^layers paths.
+func layered(layers, width int) []string {
+	var docs []string
+	for l := 0; l < layers; l++ {
+		for i := 0; i < width; i++ {
+			var deps []string
+			if l+1 < layers {
+				for j := 0; j < width; j++ {
+					deps = append(deps, fmt.Sprintf("l%dx%d", l+1, j))
+				}
+			}
+			docs = append(docs, svc(fmt.Sprintf("l%dx%d", l, i), deps...))
+		}
+	}
+	return docs
+}
+
+// TestDenseMeshLeavesNothingUnchecked: past the bounded path walk, a
+// separate cycle and a separate retrying chain are still reported.
+func TestDenseMeshLeavesNothingUnchecked(t *testing.T) {
+	docs := append(layered(9, 6), svc("zz-a", "zz-b"), svc("zz-b", "zz-a"),
+		svc("zgw", "zapi"), svc("zapi", "zdb"), svc("zdb"),
+		rb("ra", "zapi", "sideEffects: false, retry: {authority: mesh, attempts: 3}"),
+		rb("rd", "zdb", "sideEffects: false, retry: {authority: app, attempts: 3}"))
+	m := load(t, docs...)
+	var cycle, amp bool
+	for _, f := range Lint(m.cfg) {
+		cycle = cycle || (f.Rule == RuleDependencyCycle && f.Path == "zz-a → zz-b → zz-a")
+		amp = amp || (f.Rule == RuleRetryAmplification && f.Path == "zgw → zapi → zdb" && strings.Contains(f.Message, "up to 9 calls"))
+	}
+	if !cycle || !amp {
+		t.Errorf("in a dense mesh: cycle reported %v, amplification reported %v; want both", cycle, amp)
+	}
+}
+
+// TestAmplificationWorstPathInDenseMesh: the worst path of a root is found
+// even when it is deep in a graph too dense to list every path.
+func TestAmplificationWorstPathInDenseMesh(t *testing.T) {
+	docs := append(layered(8, 5), rb("deep", "l6x4", "sideEffects: false, retry: {authority: mesh, attempts: 4}"),
+		rb("deeper", "l7x3", "sideEffects: false, retry: {authority: app, attempts: 5}"))
+	m := load(t, docs...)
+	found := map[string]bool{}
+	for _, f := range Lint(m.cfg) {
+		if f.Rule == RuleRetryAmplification && strings.HasSuffix(f.Path, "l6x4 → l7x3") && strings.Contains(f.Message, "up to 20 calls") {
+			found[f.Path[:strings.Index(f.Path, " ")]] = true
+		}
+	}
+	// Every root, not only the first ones the bounded walk reaches.
+	for i := 0; i < 5; i++ {
+		if root := fmt.Sprintf("l0x%d", i); !found[root] {
+			t.Errorf("root %s: its worst path through l6x4 → l7x3 (20 calls) not reported", root)
+		}
+	}
+}
+
+// TestAmplificationDiamondIsOneFinding: the same retrying routes reached
+// from one root through many non-retrying services are one finding.
+func TestAmplificationDiamondIsOneFinding(t *testing.T) {
+	var docs []string
+	var xs []string
+	for i := 0; i < 5; i++ {
+		x := fmt.Sprintf("x%d", i)
+		xs = append(xs, x)
+		docs = append(docs, svc(x, "cache"))
+	}
+	docs = append(docs, svc("gw", xs...), svc("cache", "db"), svc("db"),
+		rb("c", "cache", "sideEffects: false, retry: {authority: mesh, attempts: 3}"),
+		rb("d", "db", "sideEffects: false, retry: {authority: mesh, attempts: 2}"))
+	m := load(t, docs...)
+	n := 0
+	for _, f := range Lint(m.cfg) {
+		if f.Rule == RuleRetryAmplification {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d amplification findings for one root and one pair of retrying routes, want 1", n)
+	}
+}
+
+// TestAmplificationProductSaturates: 19 hops of 10 attempts do not
+// overflow into a negative count.
+func TestAmplificationProductSaturates(t *testing.T) {
+	var docs []string
+	const n = 20
+	for i := 0; i < n; i++ {
+		var deps []string
+		if i+1 < n {
+			deps = []string{fmt.Sprintf("s%02d", i+1)}
+		}
+		docs = append(docs, svc(fmt.Sprintf("s%02d", i), deps...))
+	}
+	for i := 1; i < n; i++ {
+		docs = append(docs, rb(fmt.Sprintf("r%02d", i), fmt.Sprintf("s%02d", i), "sideEffects: false, retry: {authority: mesh, attempts: 10}"))
+	}
+	m := load(t, docs...)
+	fs := Lint(m.cfg)
+	if len(fs) == 0 {
+		t.Fatal("no finding for 19 retrying hops")
+	}
+	for _, f := range fs {
+		if f.Rule == RuleRetryAmplification && !strings.Contains(f.Message, "more calls than can be counted") {
+			t.Errorf("message %q, want the saturated count", f.Message)
+		}
 	}
 }
