@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hopguard/hopguard/controlplane/admin"
 	"github.com/hopguard/hopguard/controlplane/audit"
 	"github.com/hopguard/hopguard/controlplane/metrics"
 	"github.com/hopguard/hopguard/controlplane/xds"
@@ -21,11 +22,27 @@ import (
 
 // ErrNoAuditLog is returned by Pin when the control plane keeps no audit
 // log: earlier generations can only be rebuilt from the sources it keeps.
-var ErrNoAuditLog = errors.New("controlplane: pin needs an audit log (--audit-log)")
+// The admin API answers it with 501.
+var ErrNoAuditLog error = &kindError{"controlplane: pin needs an audit log (--audit-log)", admin.ErrUnsupported}
 
 // ErrUnknownGeneration is returned by Pin for a generation the audit log
-// has no accepted configuration for.
-var ErrUnknownGeneration = errors.New("controlplane: unknown generation")
+// has no accepted configuration for. The admin API answers it with 404.
+var ErrUnknownGeneration error = &kindError{"controlplane: unknown generation", admin.ErrNotFound}
+
+// kindError is an error with its own message that is also one of the
+// admin API's error kinds (admin.ErrConflict, ...).
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
+
+// conflict is an override error the current state explains (admin 409).
+func conflict(format string, args ...any) error {
+	return &kindError{fmt.Sprintf(format, args...), admin.ErrConflict}
+}
 
 // distribution is what the control plane distributes: the served
 // configuration, its signed bundle, and the overrides in force. Guarded by
@@ -406,10 +423,10 @@ func (cp *ControlPlane) Unpin(reason string) (uint64, error) {
 	cp.reloadMu.Lock()
 	defer cp.reloadMu.Unlock()
 	if cp.dist.pinnedTo == 0 {
-		return 0, errors.New("controlplane: not pinned")
+		return 0, conflict("controlplane: not pinned")
 	}
 	if cp.dist.latest == nil {
-		return 0, fmt.Errorf("%w: the directory's configuration was refused since the start; fix it (see /config lastError), then unpin", ErrInvalidConfig)
+		return 0, conflict("controlplane: the directory's configuration was refused since the start; fix it (see /config lastError), then unpin")
 	}
 	was := cp.dist.pinnedTo
 	cp.dist.pinnedTo = 0
@@ -434,7 +451,7 @@ func (cp *ControlPlane) Freeze(on bool, reason string) (uint64, error) {
 	cp.reloadMu.Lock()
 	defer cp.reloadMu.Unlock()
 	if cp.dist.served == nil {
-		return 0, errors.New("controlplane: nothing served yet")
+		return 0, conflict("controlplane: nothing served yet")
 	}
 	kind, override := audit.KindFreeze, metrics.OverrideFreeze
 	if !on {

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/hopguard/hopguard/controlplane/admin"
 	"github.com/hopguard/hopguard/controlplane/audit"
 	"github.com/hopguard/hopguard/controlplane/bundles"
 	"github.com/hopguard/hopguard/controlplane/ir"
@@ -266,8 +267,8 @@ func TestRestartWhilePinnedWithAnInvalidDirectory(t *testing.T) {
 	if got.LastError == nil || !strings.Contains(got.LastError.Message, "attempts") {
 		t.Errorf("/config lastError = %v, want the directory's refusal", got.LastError)
 	}
-	if _, err := cp.Unpin("over"); !errors.Is(err, ErrInvalidConfig) {
-		t.Errorf("Unpin with no loadable directory = %v, want refused", err)
+	if _, err := cp.Unpin("over"); !errors.Is(err, admin.ErrConflict) {
+		t.Errorf("Unpin with no loadable directory = %v, want refused as a conflict", err)
 	}
 	writeFile(t, filepath.Join(dir, "budgets.yaml"), budgetYAML("500ms", 3))
 	if err := cp.Reload(context.Background()); err != nil {

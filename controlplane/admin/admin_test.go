@@ -2,6 +2,8 @@ package admin
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +17,7 @@ import (
 	"github.com/hopguard/hopguard/controlplane/ir"
 	"github.com/hopguard/hopguard/controlplane/metrics"
 	"github.com/hopguard/hopguard/controlplane/xds"
+	"github.com/hopguard/hopguard/policy/bundle"
 )
 
 type fakeSource struct {
@@ -174,5 +177,40 @@ func TestHandler_Errors(t *testing.T) {
 	_, _, body = get(t, h, http.MethodGet, "/nodes")
 	if diff := cmp.Diff(decode(t, body), any([]any{})); diff != "" {
 		t.Errorf("GET /nodes without nodes (-got +want):\n%s", diff)
+	}
+}
+
+// erringOperator is a Source and Operator whose overrides fail with err.
+type erringOperator struct {
+	*fakeSource
+	err error
+}
+
+func (o *erringOperator) Manifests() []bundle.Manifest        { return nil }
+func (o *erringOperator) BundleJSON() []byte                  { return nil }
+func (o *erringOperator) Quarantine() []xds.ServiceQuarantine { return nil }
+func (o *erringOperator) Pin(uint64, string) (uint64, error)  { return 0, o.err }
+func (o *erringOperator) Unpin(string) (uint64, error)        { return 0, o.err }
+func (o *erringOperator) Freeze(bool, string) (uint64, error) { return 0, o.err }
+
+// TestOverrideErrorStatus: an override's error kind picks the status, and
+// an error of no kind is the server's (500), not the caller's conflict.
+func TestOverrideErrorStatus(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		path string
+		want int
+	}{
+		{fmt.Errorf("unknown generation 7: %w", ErrNotFound), "/pin?generation=7", http.StatusNotFound},
+		{fmt.Errorf("not pinned: %w", ErrConflict), "/unpin", http.StatusConflict},
+		{fmt.Errorf("no audit log: %w", ErrUnsupported), "/pin?generation=7", http.StatusNotImplemented},
+		{errors.New("disk full"), "/freeze", http.StatusInternalServerError},
+		{nil, "/pin?generation=x", http.StatusBadRequest},
+	} {
+		h := Handler(&erringOperator{fakeSource: newSource(t, true), err: tc.err})
+		code, ctype, body := get(t, h, http.MethodPost, tc.path)
+		if code != tc.want || ctype != "application/json" || !strings.Contains(body, `"error"`) {
+			t.Errorf("POST %s failing with %v: %d %s %q, want %d with a JSON error", tc.path, tc.err, code, ctype, body, tc.want)
+		}
 	}
 }

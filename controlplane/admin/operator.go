@@ -92,10 +92,17 @@ func registerOperator(mux *http.ServeMux, op Operator) {
 			}
 			gen, err := f(r, reason)
 			if err != nil {
-				code := http.StatusConflict
 				var bad badRequest
-				if errors.As(err, &bad) {
+				code := http.StatusInternalServerError
+				switch {
+				case errors.As(err, &bad):
 					code = http.StatusBadRequest
+				case errors.Is(err, ErrNotFound):
+					code = http.StatusNotFound
+				case errors.Is(err, ErrConflict):
+					code = http.StatusConflict
+				case errors.Is(err, ErrUnsupported):
+					code = http.StatusNotImplemented
 				}
 				writeJSON(w, code, problem{Error: err.Error()})
 				return
@@ -115,7 +122,21 @@ func registerOperator(mux *http.ServeMux, op Operator) {
 	mux.HandleFunc("POST /unfreeze", override(func(_ *http.Request, reason string) (uint64, error) { return op.Freeze(false, reason) }))
 }
 
-// badRequest is an error in the request itself (400, not 409).
+// Kinds of override errors, which an Operator's errors wrap to choose the
+// answer's status: 404, 409 and 501. Any other error is the server's (500).
+var (
+	// ErrNotFound: the request names something that does not exist (an
+	// unknown generation).
+	ErrNotFound = errors.New("admin: not found")
+	// ErrConflict: the request does not apply to the current state (unpin
+	// when not pinned, an override before anything is served).
+	ErrConflict = errors.New("admin: conflicts with the current state")
+	// ErrUnsupported: this server is not set up for the request (pin
+	// without an audit log).
+	ErrUnsupported = errors.New("admin: not supported by this server's configuration")
+)
+
+// badRequest is an error in the request itself (400).
 type badRequest string
 
 func (b badRequest) Error() string { return string(b) }
