@@ -250,7 +250,7 @@ neither fails the command.`,
 func fetchManifests(ctx context.Context, f *adminFlags, args []string) ([]bundle.Manifest, error) {
 	if len(args) == 1 {
 		var m bundle.Manifest
-		if err := f.call(ctx, http.MethodGet, "/manifests/"+url.PathEscape(args[0]), nil, &m); err != nil {
+		if err := f.call(ctx, http.MethodGet, "/manifests/"+nodeSegment(args[0]), nil, &m); err != nil {
 			return nil, err
 		}
 		return []bundle.Manifest{m}, nil
@@ -260,6 +260,16 @@ func fetchManifests(ctx context.Context, f *adminFlags, args []string) ([]bundle
 		return nil, err
 	}
 	return ms, nil
+}
+
+// nodeSegment escapes a node id for one path segment. Ids made of dots
+// alone ("." or "..") are escaped whole, or HTTP clients and routers would
+// take them for path navigation.
+func nodeSegment(id string) string {
+	if strings.Trim(id, ".") == "" && id != "" {
+		return strings.Repeat("%2E", len(id))
+	}
+	return url.PathEscape(id)
 }
 
 func printManifests(w io.Writer, ms []bundle.Manifest, format string) error {

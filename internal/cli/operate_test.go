@@ -209,3 +209,13 @@ func TestManifestVerify_States(t *testing.T) {
 		t.Errorf("verify with no nodes: exit %d %q, want %d and a note", code, out, ExitOK)
 	}
 }
+
+func TestNodeSegment(t *testing.T) {
+	for id, want := range map[string]string{
+		"payments-1": "payments-1", "a/b": "a%2Fb", ".": "%2E", "..": "%2E%2E", "a.b": "a.b", "50%": "50%25",
+	} {
+		if got := nodeSegment(id); got != want {
+			t.Errorf("nodeSegment(%q) = %q, want %q", id, got, want)
+		}
+	}
+}
