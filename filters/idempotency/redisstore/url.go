@@ -60,18 +60,25 @@ func ConfigureTLS(o *redis.Options, caPEM []byte, insecureSkipVerify bool) error
 	return nil
 }
 
+// splitUserinfo splits scheme://user:password@rest at its userinfo; ok is
+// false when raw has no scheme or no userinfo.
+func splitUserinfo(raw string) (scheme, user, password, rest string, ok bool) {
+	scheme, after, found := strings.Cut(raw, "://")
+	if !found {
+		return "", "", "", "", false
+	}
+	at := strings.LastIndex(after, "@")
+	if at < 0 {
+		return "", "", "", "", false
+	}
+	user, password, _ = strings.Cut(after[:at], ":")
+	return scheme, user, password, after[at+1:], true
+}
+
 // hidePassword replaces every occurrence in msg of the password written in
 // raw (as written and percent-decoded) with xxxxx.
 func hidePassword(msg, raw string) string {
-	_, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return msg
-	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return msg
-	}
-	_, pw, ok := strings.Cut(rest[:at], ":")
+	_, _, pw, _, ok := splitUserinfo(raw)
 	if !ok || pw == "" {
 		return msg
 	}
@@ -84,14 +91,9 @@ func hidePassword(msg, raw string) string {
 
 // redact hides the password of a URL for error messages.
 func redact(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
+	scheme, user, _, rest, ok := splitUserinfo(raw)
 	if !ok {
 		return raw
 	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return raw
-	}
-	user, _, _ := strings.Cut(rest[:at], ":")
-	return scheme + "://" + user + ":xxxxx@" + rest[at+1:]
+	return scheme + "://" + user + ":xxxxx@" + rest
 }
