@@ -3,9 +3,6 @@ package redisstore
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,64 +10,8 @@ import (
 
 	"github.com/hopguard/hopguard/filters/idempotency"
 	"github.com/hopguard/hopguard/internal/testutil/redistest"
+	"github.com/hopguard/hopguard/internal/testutil/tcpproxy"
 )
-
-// lateReplies proxies loopback connections to addr: requests are passed
-// on at once, replies after delay. Redis runs every command; its answers
-// arrive late.
-func lateReplies(t *testing.T, addr string, delay time.Duration) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		_ = lis.Close()
-		mu.Lock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			down, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", addr)
-			if err != nil {
-				_ = down.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, down, up)
-			mu.Unlock()
-			wg.Go(func() { _, _ = io.Copy(up, down); _ = up.Close() })
-			wg.Go(func() {
-				buf := make([]byte, 4096)
-				for {
-					n, err := up.Read(buf)
-					if n > 0 {
-						time.Sleep(delay)
-						if _, werr := down.Write(buf[:n]); werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						_ = down.Close()
-						return
-					}
-				}
-			})
-		}
-	})
-	return lis.Addr().String()
-}
 
 // TestClaim_TimedOutClaimIsGivenBack: a claim that Redis ran but whose
 // reply came after the timeout fails the request as store-unavailable; the
@@ -78,7 +19,7 @@ func lateReplies(t *testing.T, addr string, delay time.Duration) string {
 // same key is not refused as in flight until the claim would expire.
 func TestClaim_TimedOutClaimIsGivenBack(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	o, err := ParseURL("redis://" + lateReplies(t, srv.Addr(), 150*time.Millisecond) + "/0")
+	o, err := ParseURL("redis://" + tcpproxy.Start(t, srv.Addr(), tcpproxy.Options{ReplyDelay: 150 * time.Millisecond}).Addr() + "/0")
 	if err != nil {
 		t.Fatal(err)
 	}
