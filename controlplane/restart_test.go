@@ -123,8 +123,7 @@ func TestRestartKeepsOverridesAndRecordsNoChange(t *testing.T) {
 	if cp.Config().Overrides.Frozen || cp.Config().Overrides.PinnedTo != 0 {
 		t.Errorf("overrides after unpin, unfreeze and restart = %+v, want none", cp.Config().Overrides)
 	}
-	changes := testutil.ToFloat64(cp.metrics.ConfigChanges.WithLabelValues("true")) + testutil.ToFloat64(cp.metrics.ConfigChanges.WithLabelValues("false"))
-	if changes != 1 {
+	if changes := configChanges(cp); changes != 1 {
 		t.Errorf("hopguard_config_changes_total = %v after a change made while stopped, want 1", changes)
 	}
 }
@@ -325,12 +324,7 @@ func TestUnrestorablePinIsLiftedAndRecorded(t *testing.T) {
 // a directory configuration is recorded as accepted once; reloads of the
 // same files and restarts append nothing.
 func TestPinnedReloadsAndRestartsRecordEachConfigurationOnce(t *testing.T) {
-	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
-	dir := configDir(t)
-	cp := start(t, Options{ConfigDir: dir, AuditLog: auditPath})
-	if _, err := cp.Pin(cp.Config().Generation, "incident"); err != nil {
-		t.Fatal(err)
-	}
+	cp, dir, auditPath := startPinned(t)
 	n := len(readAuditLog(t, auditPath))
 	writeFile(t, filepath.Join(dir, "budgets.yaml"), budgetYAML("800ms", 3))
 	for range 3 {
@@ -376,7 +370,7 @@ func TestRestartOnALogWithoutConfigVersions(t *testing.T) {
 	if got := len(readAuditLog(t, oldPath)); got != n {
 		t.Errorf("restart on an older log serving what it recorded appended %d records", got-n)
 	}
-	if c := testutil.ToFloat64(cp.metrics.ConfigChanges.WithLabelValues("true")) + testutil.ToFloat64(cp.metrics.ConfigChanges.WithLabelValues("false")); c != 0 {
+	if c := configChanges(cp); c != 0 {
 		t.Errorf("hopguard_config_changes_total = %v after such a restart, want 0", c)
 	}
 }
@@ -384,12 +378,7 @@ func TestRestartOnALogWithoutConfigVersions(t *testing.T) {
 // TestPinnedDirectoryFixedClearsTheRefusal: a refusal shown at /config
 // while pinned is cleared once the directory loads again.
 func TestPinnedDirectoryFixedClearsTheRefusal(t *testing.T) {
-	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
-	dir := configDir(t)
-	cp := start(t, Options{ConfigDir: dir, AuditLog: auditPath})
-	if _, err := cp.Pin(cp.Config().Generation, "incident"); err != nil {
-		t.Fatal(err)
-	}
+	cp, dir, auditPath := startPinned(t)
 	writeFile(t, filepath.Join(dir, "budgets.yaml"), budgetYAML("500ms", 0))
 	if err := cp.Reload(context.Background()); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("Reload of a bad directory = %v, want ErrInvalidConfig", err)
@@ -444,4 +433,23 @@ func TestFailedUnpinKeepsThePin(t *testing.T) {
 		t.Errorf("after a failed unpin and a reload: pinned to %d serving %s, want still pinned to %d serving %s",
 			got.Overrides.PinnedTo, got.Version, pinned, servedVersion)
 	}
+}
+
+// startPinned starts a control plane with an audit log on a fresh
+// directory and pins the generation it serves.
+func startPinned(t *testing.T) (cp *ControlPlane, dir, auditPath string) {
+	t.Helper()
+	auditPath = filepath.Join(t.TempDir(), "audit.jsonl")
+	dir = configDir(t)
+	cp = start(t, Options{ConfigDir: dir, AuditLog: auditPath})
+	if _, err := cp.Pin(cp.Config().Generation, "incident"); err != nil {
+		t.Fatal(err)
+	}
+	return cp, dir, auditPath
+}
+
+// configChanges is hopguard_config_changes_total, in and out of windows.
+func configChanges(cp *ControlPlane) float64 {
+	return testutil.ToFloat64(cp.metrics.ConfigChanges.WithLabelValues("true")) +
+		testutil.ToFloat64(cp.metrics.ConfigChanges.WithLabelValues("false"))
 }
